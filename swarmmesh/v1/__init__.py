@@ -1,0 +1,1 @@
+"""Generated wire code for swarmmesh.v1 (do not edit; see tools/genproto.py)."""
