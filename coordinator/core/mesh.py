@@ -1,0 +1,414 @@
+"""MeshCore: the coordinator's functional core.
+
+Synchronous, socket-free and clock-free: every method that depends on time
+takes `now` (seconds). All task state changes go through `_transition`, the
+one place a journal or a watcher hooks into.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from coordinator.core.balancer import LeastLoaded, Strategy
+from coordinator.core.model import (
+    Ack,
+    AgentRecord,
+    AgentState,
+    CoreError,
+    Counters,
+    Heartbeat,
+    Outcome,
+    Registration,
+    ResultIn,
+    StatusCode,
+    Submitted,
+    TaskRecord,
+    TaskSpec,
+    TaskState,
+)
+from coordinator.core.queue import TaskQueue, route_key
+from coordinator.core.registry import Registry, RouteKey
+from coordinator.core.validation import Limits, check_batch, check_registration
+
+Listener = Callable[[TaskRecord], None]
+TaskRef = tuple[str, int]  # (task_id, attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class CoreConfig:
+    limits: Limits = field(default_factory=Limits)
+    lease_timeout_s: float = 10.0
+    # 0 = tasks have no deadline unless the submitter sets timeout_ms.
+    default_timeout_ms: int = 0
+    default_max_attempts: int = 5
+    # How long past its deadline a running task may still report before the
+    # coordinator fails it on the agent's behalf (covers a hung agent).
+    deadline_grace_s: float = 2.0
+    retention_s: float = 3600.0
+    max_retained: int = 100_000
+    max_queued: int = 1_000_000
+
+
+class MeshCore:
+    def __init__(self, config: CoreConfig | None = None, strategy: Strategy | None = None) -> None:
+        self.config = config or CoreConfig()
+        self.registry = Registry()
+        self.strategy: Strategy = strategy or LeastLoaded()
+        self.counters = Counters()
+        self._queue = TaskQueue()
+        self._tasks: dict[str, TaskRecord] = {}
+        self._idem: dict[tuple[str, str], str] = {}
+        self._finished: OrderedDict[str, TaskRecord] = OrderedDict()
+        self._deadlines: list[tuple[float, int, TaskRecord]] = []
+        self._cancels: defaultdict[str, list[TaskRef]] = defaultdict(list)
+        self._listeners: list[Listener] = []
+        self._state_counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
+        self._prefix = uuid.uuid4().hex[:10]
+        self._seq = 0
+
+    def add_listener(self, listener: Listener) -> None:
+        self._listeners.append(listener)
+
+    # -- the one place task state changes -------------------------------------
+
+    def _transition(self, rec: TaskRecord, new: TaskState) -> None:
+        counts = self._state_counts
+        counts[rec.state] -= 1
+        counts[new] += 1
+        rec.state = new
+        for listener in self._listeners:
+            listener(rec)
+
+    def _finish(self, rec: TaskRecord, state: TaskState, outcome: Outcome, now: float) -> None:
+        rec.outcome = outcome
+        rec.finished_at = now
+        c = self.counters
+        if state == TaskState.SUCCEEDED:
+            c.succeeded += 1
+        elif state == TaskState.FAILED:
+            c.failed += 1
+        else:
+            c.cancelled += 1
+        self._finished[rec.task_id] = rec
+        self._transition(rec, state)
+
+    # -- clients ----------------------------------------------------------------
+
+    def submit(self, specs: list[TaskSpec], now: float) -> list[Submitted]:
+        cfg = self.config
+        check_batch(specs, cfg.limits)
+        if len(self._queue) + len(specs) > cfg.max_queued:
+            raise CoreError(
+                StatusCode.RESOURCE_EXHAUSTED,
+                f"queue is full: {len(self._queue)} tasks pending, limit {cfg.max_queued}; retry later",
+            )
+        out: list[Submitted] = []
+        for spec in specs:
+            if spec.idempotency_key:
+                key = (spec.tenant, spec.idempotency_key)
+                existing_id = self._idem.get(key)
+                if existing_id is not None:
+                    self.counters.deduplicated += 1
+                    out.append(Submitted(existing_id, True, self._tasks[existing_id].state))
+                    continue
+            self._seq += 1
+            task_id = f"{self._prefix}-{self._seq:x}"
+            timeout_ms = spec.timeout_ms or cfg.default_timeout_ms
+            deadline = now + timeout_ms / 1000 if timeout_ms else None
+            rec = TaskRecord(
+                task_id=task_id,
+                spec=spec,
+                seq=self._seq,
+                created_at=now,
+                deadline=deadline,
+                max_attempts=spec.max_attempts or cfg.default_max_attempts,
+            )
+            self._tasks[task_id] = rec
+            self._state_counts[TaskState.PENDING] += 1
+            if spec.idempotency_key:
+                self._idem[(spec.tenant, spec.idempotency_key)] = task_id
+            if deadline is not None:
+                heapq.heappush(self._deadlines, (deadline, rec.seq, rec))
+            self._queue.push(rec)
+            for listener in self._listeners:
+                listener(rec)
+            out.append(Submitted(task_id, False, TaskState.PENDING))
+        self.counters.submitted += len(specs)
+        return out
+
+    def get(self, task_id: str) -> TaskRecord:
+        rec = self._tasks.get(task_id)
+        if rec is None:
+            raise CoreError(StatusCode.NOT_FOUND, f"task {task_id!r} is unknown (never submitted, or no longer retained)")
+        return rec
+
+    def pending_reason(self, rec: TaskRecord) -> str:
+        if rec.state != TaskState.PENDING:
+            return ""
+        key = route_key(rec)
+        eligible = self.registry.eligible(key)
+        if not eligible:
+            return self.registry.why_unroutable(key)
+        ahead = self._queue.position(rec)
+        return f"waiting for a free slot on {len(eligible)} eligible agent(s); {ahead} task(s) ahead of it"
+
+    def list_tasks(
+        self, states: Iterable[TaskState] = (), kind: str = "", tenant: str = "", agent_id: str = "", limit: int = 100
+    ) -> tuple[list[TaskRecord], int]:
+        wanted = set(states)
+        found: list[TaskRecord] = []
+        total = 0
+        for rec in reversed(self._tasks.values()):
+            if wanted and rec.state not in wanted:
+                continue
+            if kind and rec.spec.kind != kind:
+                continue
+            if tenant and rec.spec.tenant != tenant:
+                continue
+            if agent_id and rec.agent_id != agent_id:
+                continue
+            total += 1
+            if len(found) < limit:
+                found.append(rec)
+        return found, total
+
+    def cancel(self, task_ids: list[str], now: float) -> list[TaskRecord]:
+        recs = [self.get(t) for t in task_ids]  # all-or-nothing on unknown ids
+        for rec in recs:
+            if rec.state == TaskState.PENDING:
+                self._queue.discard(rec)
+            elif rec.state == TaskState.ASSIGNED:
+                agent = self.registry.session_of(rec.agent_id, rec.session)
+                if agent is not None:
+                    agent.in_flight.pop(rec.task_id, None)
+                    self._cancels[agent.agent_id].append((rec.task_id, rec.attempt))
+            else:
+                continue
+            self._finish(rec, TaskState.CANCELLED, Outcome(error="cancelled by client", error_type="cancelled"), now)
+        return recs
+
+    def take_cancels(self) -> dict[str, list[TaskRef]]:
+        """Cancels the shell must send to agents (and forget)."""
+        out = dict(self._cancels)
+        self._cancels.clear()
+        return out
+
+    # -- agents -----------------------------------------------------------------
+
+    def register(self, reg: Registration, now: float) -> tuple[AgentRecord, AgentRecord | None]:
+        """Start a session for an agent. A live session of the same agent is
+        fenced (its leases revoked) and returned so the shell can close it."""
+        check_registration(reg, self.config.limits)
+        old = self.registry.get(reg.agent_id)
+        if old is not None:
+            self._revoke(old, now)
+            self.registry.remove(old)
+        return self.registry.add(reg, now), old
+
+    def disconnect(self, agent_id: str, session: int, now: float) -> None:
+        agent = self.registry.session_of(agent_id, session)
+        if agent is not None:
+            self._revoke(agent, now)
+            self.registry.remove(agent)
+
+    def drain(self, agent_id: str) -> AgentRecord:
+        agent = self.registry.get(agent_id)
+        if agent is None:
+            raise CoreError(StatusCode.NOT_FOUND, f"agent {agent_id!r} is not connected")
+        self.registry.set_state(agent, AgentState.DRAINING)
+        return agent
+
+    def frame(
+        self,
+        agent_id: str,
+        session: int,
+        now: float,
+        results: list[ResultIn] = [],  # noqa: B006 - never mutated
+        credits: int = 0,
+        heartbeat: Heartbeat | None = None,
+        draining: bool = False,
+    ) -> list[Ack]:
+        """Apply one frame from an agent's stream. Bad items get a non-OK ack;
+        they never fail the frame."""
+        agent = self.registry.session_of(agent_id, session)
+        if agent is None:
+            raise CoreError(StatusCode.FAILED_PRECONDITION, f"session {session} of agent {agent_id!r} was superseded")
+        agent.last_seen = now
+        acks = [self._complete(agent, r, now) for r in results]
+        if credits:
+            agent.credits = min(agent.credits + credits, agent.capacity)
+        if heartbeat is not None:
+            agent.heartbeat = heartbeat
+        if draining and agent.state != AgentState.DRAINING:
+            self.registry.set_state(agent, AgentState.DRAINING)
+        return acks
+
+    def _complete(self, agent: AgentRecord, r: ResultIn, now: float) -> Ack:
+        if r.state not in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED):
+            return Ack(r.task_id, r.attempt, StatusCode.INVALID_ARGUMENT,
+                       f"result for {r.task_id!r}: state {r.state} is not SUCCEEDED, FAILED or CANCELLED")
+        rec = self._tasks.get(r.task_id)
+        if rec is None:
+            return Ack(r.task_id, r.attempt, StatusCode.NOT_FOUND, f"task {r.task_id!r} is unknown")
+        me = agent.agent_id
+        if (rec.state == TaskState.ASSIGNED and rec.attempt == r.attempt and rec.agent_id == me
+                and rec.session == agent.session):
+            agent.in_flight.pop(rec.task_id, None)
+            state = TaskState(r.state)
+            if state == TaskState.SUCCEEDED:
+                agent.completed += 1
+            else:
+                agent.failed += 1
+            self._finish(rec, state, r.outcome, now)
+            return Ack(r.task_id, r.attempt, StatusCode.OK)
+        held_once = 1 <= r.attempt <= len(rec.history) and rec.history[r.attempt - 1] == me
+        if not held_once:
+            return Ack(r.task_id, r.attempt, StatusCode.PERMISSION_DENIED,
+                       f"task {r.task_id!r} attempt {r.attempt} is not held by agent {me!r}")
+        self.counters.stale_results += 1
+        if rec.state.terminal:
+            why = f"the task is already {rec.state.name} (attempt {rec.attempt})"
+        elif rec.attempt != r.attempt:
+            why = f"it was superseded by attempt {rec.attempt}"
+        else:
+            why = "its lease was revoked and the task re-queued"
+        return Ack(r.task_id, r.attempt, StatusCode.FAILED_PRECONDITION,
+                   f"result for task {r.task_id!r} attempt {r.attempt} rejected: {why}")
+
+    def _revoke(self, agent: AgentRecord, now: float) -> None:
+        """Take back every lease the agent's session holds."""
+        for task_id, attempt in agent.in_flight.items():
+            rec = self._tasks.get(task_id)
+            if rec is None or rec.state != TaskState.ASSIGNED or rec.attempt != attempt or rec.agent_id != agent.agent_id:
+                continue
+            rec.last_agent = agent.agent_id
+            rec.agent_id = ""
+            if rec.attempt >= rec.max_attempts:
+                msg = f"lost after {rec.attempt} attempt(s): every agent holding it went away"
+                self._finish(rec, TaskState.FAILED, Outcome(error=msg, error_type="lease_lost"), now)
+                continue
+            self._queue.push(rec)
+            self._transition(rec, TaskState.PENDING)
+        agent.in_flight.clear()
+        agent.credits = 0
+
+    # -- dispatch -----------------------------------------------------------------
+
+    def dispatch(self, now: float) -> dict[str, list[TaskRecord]]:
+        """Assign as many pending tasks as credits allow. Returns agent id ->
+        the tasks newly assigned to it (each with its attempt set)."""
+        out: dict[str, list[TaskRecord]] = {}
+        if not len(self._queue):
+            return out
+        queue = self._queue
+        active: list[tuple[RouteKey, list[AgentRecord]]] = []
+        for key in queue.classes():
+            with_credits = [a for a in self.registry.eligible(key) if a.credits > 0]
+            if with_credits:
+                active.append((key, with_credits))
+        pick = self.strategy.pick
+        while active:
+            best_i = -1
+            best_rank: tuple[int, int] | None = None
+            for i in range(len(active) - 1, -1, -1):
+                head = queue.head(active[i][0])
+                if head is None:
+                    active.pop(i)
+                    best_i = -1 if best_i == -1 else best_i - 1 if best_i > i else best_i
+                    continue
+                rank = (-head.spec.priority, head.seq)
+                if best_rank is None or rank < best_rank:
+                    best_rank, best_i = rank, i
+            if best_i < 0:
+                break
+            key, agents = active[best_i]
+            rec = queue.pop(key)
+            agent = pick(rec, agents)
+            self._assign(rec, agent, now)
+            lst = out.get(agent.agent_id)
+            if lst is None:
+                out[agent.agent_id] = [rec]
+            else:
+                lst.append(rec)
+            if agent.credits <= 0:
+                for _, cands in active:
+                    if agent in cands:
+                        cands.remove(agent)
+                active = [(k, c) for k, c in active if c]
+        return out
+
+    def _assign(self, rec: TaskRecord, agent: AgentRecord, now: float) -> None:
+        rec.attempt += 1
+        if rec.attempt > 1:
+            self.counters.reassigned += 1
+        rec.agent_id = agent.agent_id
+        rec.session = agent.session
+        rec.assigned_at = now
+        rec.history.append(agent.agent_id)
+        agent.in_flight[rec.task_id] = rec.attempt
+        agent.credits -= 1
+        self._transition(rec, TaskState.ASSIGNED)
+
+    # -- time -------------------------------------------------------------------
+
+    def tick(self, now: float) -> list[AgentRecord]:
+        """Expire leases, deadlines and retention. Returns the agents whose
+        lease expired (silent for lease_timeout_s) so the shell can close them."""
+        expired = [a for a in self.registry.live() if now - a.last_seen > self.config.lease_timeout_s]
+        for agent in expired:
+            self._revoke(agent, now)
+            self.registry.remove(agent)
+        self._expire_deadlines(now)
+        self._prune(now)
+        return expired
+
+    def _expire_deadlines(self, now: float) -> None:
+        heap = self._deadlines
+        grace = self.config.deadline_grace_s
+        while heap and heap[0][0] <= now:
+            _, seq, rec = heapq.heappop(heap)
+            if rec.state == TaskState.PENDING:
+                self._queue.discard(rec)
+            elif rec.state == TaskState.ASSIGNED:
+                assert rec.deadline is not None
+                if now < rec.deadline + grace:
+                    heapq.heappush(heap, (rec.deadline + grace, seq, rec))
+                    continue
+                agent = self.registry.session_of(rec.agent_id, rec.session)
+                if agent is not None:
+                    agent.in_flight.pop(rec.task_id, None)
+                    self._cancels[agent.agent_id].append((rec.task_id, rec.attempt))
+            else:
+                continue
+            where = "in the queue" if rec.state == TaskState.PENDING else f"on agent {rec.agent_id!r}"
+            msg = f"deadline exceeded {where} ({rec.spec.timeout_ms or self.config.default_timeout_ms} ms)"
+            self._finish(rec, TaskState.FAILED, Outcome(error=msg, error_type="deadline_exceeded"), now)
+
+    def _prune(self, now: float) -> None:
+        finished = self._finished
+        cutoff = now - self.config.retention_s
+        limit = self.config.max_retained
+        while finished:
+            task_id, rec = next(iter(finished.items()))
+            if len(finished) <= limit and rec.finished_at is not None and rec.finished_at >= cutoff:
+                break
+            finished.popitem(last=False)
+            del self._tasks[task_id]
+            self._state_counts[rec.state] -= 1
+            self.counters.evicted += 1
+            key = (rec.spec.tenant, rec.spec.idempotency_key)
+            if rec.spec.idempotency_key and self._idem.get(key) == task_id:
+                del self._idem[key]
+
+    # -- reading ------------------------------------------------------------------
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def state_counts(self) -> dict[TaskState, int]:
+        return dict(self._state_counts)

@@ -1,0 +1,70 @@
+"""The pending-task queue, partitioned by routing class.
+
+Tasks in one class are interchangeable for eligibility, so a class whose
+requirements no agent meets waits without blocking any other class. Within a
+class, higher priority first, then first come first served.
+"""
+
+from __future__ import annotations
+
+import heapq
+
+from coordinator.core.model import TaskRecord, TaskState
+from coordinator.core.registry import RouteKey
+
+
+def route_key(rec: TaskRecord) -> RouteKey:
+    return rec.spec.kind, rec.spec.required_labels
+
+
+class TaskQueue:
+    def __init__(self) -> None:
+        # Heap entries are (-priority, seq, record). seq is unique, so records
+        # are never compared. Entries whose task left PENDING (cancelled,
+        # expired) or was re-queued under a new seq are skipped lazily.
+        self._classes: dict[RouteKey, list[tuple[int, int, TaskRecord]]] = {}
+        self._depth = 0
+
+    def __len__(self) -> int:
+        return self._depth
+
+    def push(self, rec: TaskRecord) -> None:
+        key = route_key(rec)
+        heap = self._classes.get(key)
+        if heap is None:
+            heap = self._classes[key] = []
+        heapq.heappush(heap, (-rec.spec.priority, rec.seq, rec))
+        self._depth += 1
+
+    def discard(self, rec: TaskRecord) -> None:
+        """Account for a task that left PENDING without being popped."""
+        self._depth -= 1
+
+    def classes(self) -> list[RouteKey]:
+        return list(self._classes)
+
+    def head(self, key: RouteKey) -> TaskRecord | None:
+        """The next live task of a class, dropping dead entries on the way."""
+        heap = self._classes.get(key)
+        while heap:
+            _, seq, rec = heap[0]
+            if rec.state == TaskState.PENDING and rec.seq == seq:
+                return rec
+            heapq.heappop(heap)
+        if heap is not None:
+            del self._classes[key]
+        return None
+
+    def pop(self, key: RouteKey) -> TaskRecord:
+        heap = self._classes[key]
+        rec = heapq.heappop(heap)[2]
+        if not heap:
+            del self._classes[key]
+        self._depth -= 1
+        return rec
+
+    def position(self, rec: TaskRecord) -> int:
+        """Tasks ahead of rec in its class (an O(n) diagnostic, not for the hot path)."""
+        heap = self._classes.get(route_key(rec), [])
+        mine = (-rec.spec.priority, rec.seq)
+        return sum(1 for p, s, r in heap if r.state == TaskState.PENDING and r.seq == s and (p, s) < mine)

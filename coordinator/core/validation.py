@@ -1,0 +1,101 @@
+"""Checks on what callers send, each failure naming the offending field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from coordinator.core.model import CoreError, Registration, StatusCode, TaskSpec
+
+MAX_ID_CHARS = 128
+MAX_LABEL_LEVEL = 100
+MAX_PRIORITY = 1000
+MAX_TIMEOUT_MS = 7 * 24 * 3600 * 1000
+MAX_ATTEMPTS = 100
+MAX_CAPACITY = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Size limits on accepted input (bytes and counts)."""
+
+    max_payload_bytes: int = 4 * 1024 * 1024
+    max_batch: int = 10_000
+    max_labels: int = 64
+    max_dependencies: int = 256
+    max_key_chars: int = 512
+    max_trace_entries: int = 16
+
+
+def invalid(field: str, problem: str) -> CoreError:
+    return CoreError(StatusCode.INVALID_ARGUMENT, f"{field}: {problem}")
+
+
+def check_name(field: str, value: str, max_chars: int = MAX_ID_CHARS, *, required: bool = True) -> None:
+    if not value:
+        if required:
+            raise invalid(field, "is required")
+        return
+    if len(value) > max_chars:
+        raise invalid(field, f"is {len(value)} characters, the limit is {max_chars}")
+    if not value.isprintable() or any(c.isspace() for c in value):
+        raise invalid(field, f"{value[:40]!r} has whitespace or control characters")
+
+
+def check_labels(field: str, labels: tuple[tuple[str, int], ...], limits: Limits) -> None:
+    if len(labels) > limits.max_labels:
+        raise invalid(field, f"has {len(labels)} labels, the limit is {limits.max_labels}")
+    for name, level in labels:
+        check_name(f"{field}[{name[:40]!r}]", name, 64)
+        if not 0 <= level <= MAX_LABEL_LEVEL:
+            raise invalid(f"{field}[{name!r}]", f"level {level} is outside 0..{MAX_LABEL_LEVEL}")
+
+
+def check_spec(index: int, spec: TaskSpec, limits: Limits) -> None:
+    f = f"tasks[{index}]"
+    check_name(f"{f}.kind", spec.kind)
+    if len(spec.payload) > limits.max_payload_bytes:
+        raise invalid(f"{f}.payload", f"is {len(spec.payload)} bytes, the limit is {limits.max_payload_bytes}")
+    check_name(f"{f}.content_type", spec.content_type, required=False)
+    check_labels(f"{f}.required_labels", spec.required_labels, limits)
+    check_labels(f"{f}.preferred_labels", spec.preferred_labels, limits)
+    if not -MAX_PRIORITY <= spec.priority <= MAX_PRIORITY:
+        raise invalid(f"{f}.priority", f"{spec.priority} is outside -{MAX_PRIORITY}..{MAX_PRIORITY}")
+    check_name(f"{f}.tenant", spec.tenant)
+    if spec.timeout_ms > MAX_TIMEOUT_MS:
+        raise invalid(f"{f}.timeout_ms", f"{spec.timeout_ms} is more than 7 days")
+    if len(spec.idempotency_key) > limits.max_key_chars:
+        raise invalid(f"{f}.idempotency_key", f"is longer than {limits.max_key_chars} characters")
+    if len(spec.cache_key) > limits.max_key_chars:
+        raise invalid(f"{f}.cache_key", f"is longer than {limits.max_key_chars} characters")
+    if len(spec.dependencies) > limits.max_dependencies:
+        raise invalid(f"{f}.dependencies", f"has {len(spec.dependencies)} entries, the limit is {limits.max_dependencies}")
+    for i, dep in enumerate(spec.dependencies):
+        check_name(f"{f}.dependencies[{i}]", dep, limits.max_key_chars)
+    if len(spec.trace_context) > limits.max_trace_entries:
+        raise invalid(f"{f}.trace_context", f"has more than {limits.max_trace_entries} entries")
+    for key, value in spec.trace_context:
+        if len(key) > 64 or len(value) > 1024:
+            raise invalid(f"{f}.trace_context[{key[:40]!r}]", "key over 64 or value over 1024 characters")
+    if spec.max_attempts > MAX_ATTEMPTS:
+        raise invalid(f"{f}.max_attempts", f"{spec.max_attempts} is more than {MAX_ATTEMPTS}")
+
+
+def check_batch(specs: list[TaskSpec], limits: Limits) -> None:
+    if not specs:
+        raise invalid("tasks", "is empty: submit at least one task")
+    if len(specs) > limits.max_batch:
+        raise invalid("tasks", f"has {len(specs)} tasks, the limit per call is {limits.max_batch}")
+    for i, spec in enumerate(specs):
+        check_spec(i, spec, limits)
+
+
+def check_registration(reg: Registration, limits: Limits) -> None:
+    check_name("register.agent_id", reg.agent_id)
+    check_labels("register.labels", reg.labels, limits)
+    for i, kind in enumerate(sorted(reg.kinds)):
+        check_name(f"register.kinds[{i}]", kind)
+    if not 1 <= reg.capacity <= MAX_CAPACITY:
+        raise invalid("register.capacity", f"{reg.capacity} is outside 1..{MAX_CAPACITY}")
+    if reg.credits > reg.capacity:
+        raise invalid("register.credits", f"{reg.credits} is more than capacity {reg.capacity}")
+    check_name("register.version", reg.version, required=False)

@@ -1,0 +1,197 @@
+"""The coordinator process's shell: gRPC server, sessions, dispatch and the ticker.
+
+Everything with sockets or clocks lives here; every decision is the core's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import os
+import time
+from types import TracebackType
+
+import grpc
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from coordinator.config import CoordinatorConfig
+from coordinator.core.mesh import MeshCore
+from coordinator.service.convert import assignment_to_proto
+from coordinator.service.mesh_service import AgentSession, MeshService
+from coordinator.service.task_service import TaskService
+from coordinator.service.watch import WatchHub
+from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
+    mesh_pb2.DESCRIPTOR.services_by_name["MeshService"].full_name,
+)
+
+
+def _write_ready_file(path: str, address: str) -> None:
+    # Written atomically so a poller never reads half a file.
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"address": address, "pid": os.getpid()}, f)
+    os.replace(tmp, path)
+
+
+class ServiceState(enum.Enum):
+    NEW = "new"
+    STARTING = "starting"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+
+
+class Coordinator:
+    def __init__(self, config: CoordinatorConfig | None = None) -> None:
+        self.config = config or CoordinatorConfig()
+        self.core = MeshCore(self.config.core())
+        self.hub = WatchHub()
+        self.core.add_listener(self.hub.on_change)
+        self.sessions: dict[str, AgentSession] = {}
+        self.state = ServiceState.NEW
+        self.address = ""
+        self.started_at = time.time()
+        self._server: grpc.aio.Server | None = None
+        self._health = health_aio.HealthServicer()
+        self._ticker: asyncio.Task[None] | None = None
+        self._dispatch_pending = False
+        self._stopped = asyncio.Event()
+
+    # -- lifecycle --------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.state != ServiceState.NEW:
+            raise RuntimeError(f"coordinator is {self.state.value}, cannot start")
+        self.state = ServiceState.STARTING
+        cfg = self.config
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", cfg.max_message_bytes),
+            # Sidecars ping every ~10 s to notice dead links; allow it.
+            ("grpc.keepalive_time_ms", 20_000),
+            ("grpc.keepalive_timeout_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+            ("grpc.http2.max_ping_strikes", 0),
+            ("grpc.keepalive_permit_without_calls", 1),
+        ])
+        tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(self), server)
+        mesh_pb2_grpc.add_MeshServiceServicer_to_server(MeshService(self), server)
+        health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
+            server,
+        )
+        port = server.add_insecure_port(cfg.listen)
+        if port == 0:
+            raise OSError(f"cannot listen on {cfg.listen}")
+        host = cfg.listen.rsplit(":", 1)[0]
+        self.address = f"{host}:{port}"
+        await server.start()
+        self._server = server
+        for name in ("", *SERVICE_NAMES):
+            await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.started_at = time.time()
+        self._ticker = asyncio.create_task(self._tick_loop(), name="coordinator-ticker")
+        self.state = ServiceState.RUNNING
+        if cfg.ready_file:
+            _write_ready_file(cfg.ready_file, self.address)
+        log.info("coordinator serving on %s", self.address)
+
+    async def stop(self, grace: float | None = None) -> None:
+        if self.state in (ServiceState.STOPPING, ServiceState.STOPPED, ServiceState.NEW):
+            if self.state == ServiceState.NEW:
+                self.state = ServiceState.STOPPED
+                self._stopped.set()
+            await self._stopped.wait()
+            return
+        self.state = ServiceState.STOPPING
+        grace = self.config.shutdown_grace_s if grace is None else grace
+        await self._health.enter_graceful_shutdown()
+        if self._ticker is not None:
+            self._ticker.cancel()
+            try:
+                await self._ticker
+            except asyncio.CancelledError:
+                pass
+        if self._server is not None:
+            await self._server.stop(grace)
+        self.state = ServiceState.STOPPED
+        self._stopped.set()
+        log.info("coordinator stopped")
+
+    async def wait_stopped(self) -> None:
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> Coordinator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+                        ) -> None:
+        await self.stop()
+
+    # -- effects of core decisions ---------------------------------------------------
+
+    def schedule_dispatch(self) -> None:
+        """Run one dispatch pass soon; many triggers in one loop turn share it."""
+        if not self._dispatch_pending:
+            self._dispatch_pending = True
+            asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def _dispatch(self) -> None:
+        self._dispatch_pending = False
+        now = time.time()
+        for agent_id, recs in self.core.dispatch(now).items():
+            sess = self.sessions.get(agent_id)
+            if sess is None:  # cannot happen: registry and sessions change together
+                log.error("assigned %d tasks to agent %s without a session", len(recs), agent_id)
+                continue
+            sess.send_assignments([assignment_to_proto(r, now) for r in recs])
+
+    def flush_cancels(self) -> None:
+        for agent_id, refs in self.core.take_cancels().items():
+            sess = self.sessions.get(agent_id)
+            if sess is not None:
+                sess.send_cancels(refs)
+
+    def send_drain(self, agent_id: str) -> None:
+        sess = self.sessions.get(agent_id)
+        if sess is not None:
+            sess.send_drain()
+
+    def close_session(self, agent_id: str, session: int, code: grpc.StatusCode, message: str) -> None:
+        sess = self.sessions.get(agent_id)
+        if sess is not None and sess.session == session:
+            del self.sessions[agent_id]
+            sess.close(code, message)
+
+    def session_ended(self, sess: AgentSession) -> None:
+        if self.sessions.get(sess.agent_id) is sess:
+            del self.sessions[sess.agent_id]
+        self.core.disconnect(sess.agent_id, sess.session, time.time())
+        log.info("agent %s session %d ended", sess.agent_id, sess.session)
+        self.schedule_dispatch()
+
+    async def _tick_loop(self) -> None:
+        interval = self.config.tick_interval_s
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for agent in self.core.tick(time.time()):
+                    log.warning("agent %s lease expired: no frame for %.1f s; its tasks were re-queued",
+                                agent.agent_id, self.config.lease_timeout_s)
+                    self.close_session(agent.agent_id, agent.session, grpc.StatusCode.UNAVAILABLE,
+                                       f"lease expired: no frame for {self.config.lease_timeout_s} s")
+                self.flush_cancels()
+                self.schedule_dispatch()
+            except Exception:  # the ticker must survive a bug in one sweep
+                log.exception("tick failed")

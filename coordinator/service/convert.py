@@ -1,0 +1,190 @@
+"""The wire boundary: swarmmesh.v1 messages to and from core domain types."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from coordinator.core.model import (
+    AgentRecord,
+    CacheStats,
+    CoreError,
+    Heartbeat,
+    KindLatency,
+    Outcome,
+    Registration,
+    ResultIn,
+    StatusCode,
+    TaskRecord,
+    TaskSpec,
+    TaskState,
+)
+from swarmmesh.v1 import mesh_pb2, types_pb2
+
+_TASK_STATES = {s.value for s in TaskState}
+
+
+def wire_enum(value: int) -> Any:
+    """Core enums share their numbers with the wire enums; the generated
+    stubs type those as their own classes, which a plain int satisfies at run time."""
+    return value
+
+
+def _labels(m: object) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(m.items()))  # type: ignore[attr-defined]
+
+
+def task_spec_from_proto(p: types_pb2.TaskSpec) -> TaskSpec:
+    return TaskSpec(
+        kind=p.kind,
+        payload=p.payload,
+        content_type=p.content_type,
+        required_labels=_labels(p.required_labels),
+        preferred_labels=_labels(p.preferred_labels),
+        priority=p.priority,
+        tenant=p.tenant or "default",
+        timeout_ms=p.timeout_ms,
+        idempotency_key=p.idempotency_key,
+        cache_key=p.cache_key,
+        dependencies=tuple(p.dependencies),
+        trace_context=tuple(sorted(p.trace_context.items())),
+        max_attempts=p.max_attempts,
+    )
+
+
+def task_states_from_proto(values: list[int], field: str = "states") -> list[TaskState]:
+    out = []
+    for i, v in enumerate(values):
+        if v not in _TASK_STATES:
+            raise CoreError(StatusCode.INVALID_ARGUMENT, f"{field}[{i}]: {v} is not a known TaskState")
+        out.append(TaskState(v))
+    return out
+
+
+def _ts(t: float | None, into: Timestamp) -> None:
+    if t is not None:
+        into.FromNanoseconds(int(t * 1e9))
+
+
+def spec_to_proto(s: TaskSpec, p: types_pb2.TaskSpec, *, payload: bool = True) -> None:
+    p.kind = s.kind
+    if payload:
+        p.payload = s.payload
+    p.content_type = s.content_type
+    p.required_labels.update(s.required_labels)
+    p.preferred_labels.update(s.preferred_labels)
+    p.priority = s.priority
+    p.tenant = s.tenant
+    p.timeout_ms = s.timeout_ms
+    p.idempotency_key = s.idempotency_key
+    p.cache_key = s.cache_key
+    p.dependencies.extend(s.dependencies)
+    p.trace_context.update(s.trace_context)
+    p.max_attempts = s.max_attempts
+
+
+def outcome_to_proto(o: Outcome, p: types_pb2.TaskOutcome, *, payload: bool = True) -> None:
+    if payload:
+        p.output = o.output
+    p.content_type = o.content_type
+    p.error = o.error
+    p.error_type = o.error_type
+    p.duration_us = o.duration_us
+    p.cache_hit = o.cache_hit
+
+
+def task_to_proto(rec: TaskRecord, *, payloads: bool = True, pending_reason: str = "") -> types_pb2.Task:
+    p = types_pb2.Task(task_id=rec.task_id, state=wire_enum(rec.state), attempt=rec.attempt, agent_id=rec.agent_id)
+    spec_to_proto(rec.spec, p.spec, payload=payloads)
+    if rec.outcome is not None:
+        outcome_to_proto(rec.outcome, p.outcome, payload=payloads)
+    _ts(rec.created_at, p.created_at)
+    _ts(rec.assigned_at, p.assigned_at)
+    _ts(rec.finished_at, p.finished_at)
+    p.pending_reason = pending_reason
+    return p
+
+
+def assignment_to_proto(rec: TaskRecord, now: float) -> mesh_pb2.Assignment:
+    s = rec.spec
+    timeout_ms = 0
+    if rec.deadline is not None:
+        # Remaining time, not an absolute deadline: agents' clocks may differ.
+        timeout_ms = max(1, int((rec.deadline - now) * 1000))
+    return mesh_pb2.Assignment(
+        task_id=rec.task_id,
+        attempt=rec.attempt,
+        kind=s.kind,
+        payload=s.payload,
+        content_type=s.content_type,
+        timeout_ms=timeout_ms,
+        cache_key=s.cache_key,
+        dependencies=s.dependencies,
+        trace_context=dict(s.trace_context),
+        tenant=s.tenant,
+        priority=s.priority,
+    )
+
+
+def registration_from_proto(r: mesh_pb2.Register, peer: str) -> Registration:
+    return Registration(
+        agent_id=r.agent_id,
+        labels=_labels(r.labels),
+        kinds=frozenset(r.kinds),
+        capacity=r.capacity,
+        version=r.version,
+        credits=r.credits,
+        peer=peer,
+    )
+
+
+def _outcome_from_proto(p: types_pb2.TaskOutcome) -> Outcome:
+    return Outcome(
+        output=p.output,
+        content_type=p.content_type,
+        error=p.error,
+        error_type=p.error_type,
+        duration_us=p.duration_us,
+        cache_hit=p.cache_hit,
+    )
+
+
+def results_from_proto(items: list[mesh_pb2.TaskResult]) -> list[ResultIn]:
+    return [ResultIn(r.task_id, r.attempt, r.state, _outcome_from_proto(r.outcome)) for r in items]
+
+
+def heartbeat_from_proto(h: mesh_pb2.Heartbeat) -> Heartbeat:
+    c = h.cache
+    return Heartbeat(
+        in_flight=h.in_flight,
+        free_slots=h.free_slots,
+        latencies=tuple(KindLatency(k.kind, k.ewma_ms, k.completed, k.failed) for k in h.latencies),
+        memory_rss_bytes=h.memory_rss_bytes,
+        cache=CacheStats(c.hits, c.misses, c.evictions, c.invalidations, c.bytes, c.entries, c.errors),
+    )
+
+
+def agent_to_proto(a: AgentRecord) -> types_pb2.Agent:
+    hb = a.heartbeat
+    c = hb.cache
+    p = types_pb2.Agent(
+        agent_id=a.agent_id,
+        labels=a.labels,
+        kinds=sorted(a.kinds),
+        capacity=a.capacity,
+        version=a.version,
+        state=wire_enum(a.state),
+        in_flight=len(a.in_flight),
+        completed=a.completed,
+        failed=a.failed,
+        memory_rss_bytes=hb.memory_rss_bytes,
+        peer=a.peer,
+        latencies=[types_pb2.KindLatency(kind=k.kind, ewma_ms=k.ewma_ms, completed=k.completed, failed=k.failed)
+                   for k in hb.latencies],
+        cache=types_pb2.CacheStats(hits=c.hits, misses=c.misses, evictions=c.evictions,
+                                   invalidations=c.invalidations, bytes=c.bytes, entries=c.entries, errors=c.errors),
+    )
+    _ts(a.connected_at, p.connected_at)
+    _ts(a.last_seen, p.last_seen)
+    return p

@@ -1,0 +1,184 @@
+"""MeshService.Connect: one bidirectional stream per sidecar.
+
+Reading and writing are independent: a reader task applies incoming frames to
+the core; a writer task sends whatever has queued up since its last write as
+ONE frame (natural coalescing: no timers, and a burst becomes a batch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING
+
+import grpc
+
+from coordinator.core.model import CoreError
+from coordinator.service import convert
+from coordinator.service.task_service import STATUS
+from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
+
+if TYPE_CHECKING:
+    from coordinator.server import Coordinator
+
+log = logging.getLogger(__name__)
+
+
+class AgentSession:
+    """The coordinator's end of one sidecar stream: an outbox and its writer."""
+
+    def __init__(self, context: grpc.aio.ServicerContext, agent_id: str, session: int) -> None:
+        self.agent_id = agent_id
+        self.session = session
+        self._context = context
+        self._assignments: list[mesh_pb2.Assignment] = []
+        self._acks: list[mesh_pb2.ResultAck] = []
+        self._cancels: list[mesh_pb2.TaskRef] = []
+        self._drain = False
+        self._registered: mesh_pb2.Registered | None = None
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.closed = asyncio.Event()
+        # Set when the coordinator ends the stream (fenced, lease expired).
+        self.close_status: tuple[grpc.StatusCode, str] | None = None
+        self.frames_sent = 0
+
+    # -- outbox -------------------------------------------------------------
+
+    def send_registered(self, msg: mesh_pb2.Registered) -> None:
+        self._registered = msg
+        self._kick()
+
+    def send_assignments(self, items: list[mesh_pb2.Assignment]) -> None:
+        self._assignments.extend(items)
+        self._kick()
+
+    def send_acks(self, items: list[mesh_pb2.ResultAck]) -> None:
+        self._acks.extend(items)
+        self._kick()
+
+    def send_cancels(self, refs: list[tuple[str, int]]) -> None:
+        self._cancels.extend(mesh_pb2.TaskRef(task_id=t, attempt=a) for t, a in refs)
+        self._kick()
+
+    def send_drain(self) -> None:
+        self._drain = True
+        self._kick()
+
+    def _kick(self) -> None:
+        self._idle.clear()
+        self._wake.set()
+
+    def close(self, code: grpc.StatusCode, message: str) -> None:
+        if not self.closed.is_set():
+            self.close_status = (code, message)
+            self.closed.set()
+
+    async def flushed(self) -> None:
+        await self._idle.wait()
+
+    # -- writer ---------------------------------------------------------------
+
+    async def run_writer(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            frame = mesh_pb2.CoordinatorFrame(drain=self._drain)
+            if self._registered is not None:
+                frame.registered.CopyFrom(self._registered)
+                self._registered = None
+            if self._assignments:
+                frame.assignments.extend(self._assignments)
+                self._assignments = []
+            if self._acks:
+                frame.acks.extend(self._acks)
+                self._acks = []
+            if self._cancels:
+                frame.cancels.extend(self._cancels)
+                self._cancels = []
+            self._drain = False
+            await self._context.write(frame)
+            self.frames_sent += 1
+            if not self._wake.is_set():
+                self._idle.set()
+
+
+class MeshService(mesh_pb2_grpc.MeshServiceServicer):
+    def __init__(self, coord: Coordinator) -> None:
+        self._c = coord
+        self._core = coord.core
+
+    async def Connect(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
+        first = await context.read()
+        if first is grpc.aio.EOF:
+            return
+        if not first.HasField("register"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "register: the first frame must carry register")
+        reg = convert.registration_from_proto(first.register, context.peer())
+        try:
+            agent, fenced = self._core.register(reg, time.time())
+        except CoreError as e:
+            await context.abort(STATUS[e.code], e.message)
+        if fenced is not None:
+            self._c.close_session(fenced.agent_id, fenced.session, grpc.StatusCode.FAILED_PRECONDITION,
+                                  f"agent {fenced.agent_id!r} registered again on a newer stream")
+        sess = AgentSession(context, agent.agent_id, agent.session)
+        self._c.sessions[agent.agent_id] = sess
+        cfg = self._c.config
+        sess.send_registered(mesh_pb2.Registered(
+            agent_id=agent.agent_id,
+            session=agent.session,
+            heartbeat_interval_ms=int(cfg.heartbeat_interval_s * 1000),
+            lease_timeout_ms=int(cfg.lease_timeout_s * 1000),
+        ))
+        log.info("agent %s registered (session %d, capacity %d, labels %s) from %s",
+                 agent.agent_id, agent.session, agent.capacity, agent.labels, reg.peer)
+        self._c.schedule_dispatch()
+        writer = asyncio.create_task(sess.run_writer(), name=f"writer-{agent.agent_id}")
+        reader = asyncio.create_task(self._read_loop(sess, context), name=f"reader-{agent.agent_id}")
+        closer = asyncio.create_task(sess.closed.wait())
+        try:
+            await asyncio.wait({writer, reader, closer}, return_when=asyncio.FIRST_COMPLETED)
+            if sess.close_status is None and not writer.done():
+                # Peer half-closed after its last results: let their acks go out.
+                try:
+                    await asyncio.wait_for(sess.flushed(), timeout=2.0)
+                except TimeoutError:
+                    pass
+        finally:
+            for t in (reader, writer, closer):
+                t.cancel()
+            # Revoke leases before anything else can await: a dead stream's tasks
+            # must go back to the queue even when this handler is being cancelled.
+            self._c.session_ended(sess)
+        for t in (reader, writer):
+            if t.done() and not t.cancelled() and t.exception() is not None:
+                log.info("stream of agent %s ended: %s", agent.agent_id, t.exception())
+        if sess.close_status is not None:
+            await context.abort(*sess.close_status)
+
+    async def _read_loop(self, sess: AgentSession, context: grpc.aio.ServicerContext) -> None:
+        core = self._core
+        while True:
+            frame = await context.read()
+            if frame is grpc.aio.EOF:
+                return
+            if frame.HasField("register"):
+                log.warning("agent %s sent register again on a live stream; ignored", sess.agent_id)
+            hb = convert.heartbeat_from_proto(frame.heartbeat) if frame.HasField("heartbeat") else None
+            try:
+                acks = core.frame(
+                    sess.agent_id, sess.session, time.time(),
+                    convert.results_from_proto(frame.results) if frame.results else [],
+                    frame.credits, hb, frame.draining,
+                )
+            except CoreError as e:
+                sess.close(STATUS[e.code], e.message)
+                return
+            if acks:
+                sess.send_acks([mesh_pb2.ResultAck(task_id=a.task_id, attempt=a.attempt, code=int(a.code),
+                                                   message=a.message) for a in acks])
+            if frame.credits or frame.draining:
+                self._c.schedule_dispatch()

@@ -1,0 +1,152 @@
+"""TaskService: the client API, a thin adapter over the core."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import grpc
+
+from coordinator.core.model import AgentState, CoreError, StatusCode, TaskState
+from coordinator.service import convert
+from swarmmesh.v1 import tasks_pb2, tasks_pb2_grpc, types_pb2
+
+if TYPE_CHECKING:
+    from coordinator.server import Coordinator
+
+R = TypeVar("R")
+STATUS: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
+MAX_WATCH_IDS = 100_000
+MAX_LIST = 10_000
+# Keep each WatchTasks message well under the message size limit.
+WATCH_CHUNK = 500
+
+
+def core_errors(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
+    """Answer a caller's mistake with its status instead of UNKNOWN."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
+        try:
+            return await fn(self, request, context)
+        except CoreError as e:
+            await context.abort(STATUS[e.code], e.message)
+            raise  # unreachable: abort raises
+
+    return wrapper
+
+
+def invalid(message: str) -> CoreError:
+    return CoreError(StatusCode.INVALID_ARGUMENT, message)
+
+
+class TaskService(tasks_pb2_grpc.TaskServiceServicer):
+    def __init__(self, coord: Coordinator) -> None:
+        self._c = coord
+        self._core = coord.core
+
+    @core_errors
+    async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
+                          ) -> tasks_pb2.SubmitTasksResponse:
+        specs = [convert.task_spec_from_proto(t) for t in request.tasks]
+        submitted = self._core.submit(specs, time.time())
+        self._c.schedule_dispatch()
+        return tasks_pb2.SubmitTasksResponse(tasks=[
+            tasks_pb2.SubmittedTask(task_id=s.task_id, deduplicated=s.deduplicated, state=convert.wire_enum(s.state))
+            for s in submitted
+        ])
+
+    @core_errors
+    async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext) -> types_pb2.Task:
+        if not request.task_id:
+            raise invalid("task_id: is required")
+        rec = self._core.get(request.task_id)
+        return convert.task_to_proto(rec, pending_reason=self._core.pending_reason(rec))
+
+    @core_errors
+    async def ListTasks(self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
+                        ) -> tasks_pb2.ListTasksResponse:
+        states = convert.task_states_from_proto(list(request.states))
+        if request.limit > MAX_LIST:
+            raise invalid(f"limit: {request.limit} is more than {MAX_LIST}")
+        recs, total = self._core.list_tasks(states, request.kind, request.tenant, request.agent_id,
+                                            request.limit or 100)
+        return tasks_pb2.ListTasksResponse(tasks=[convert.task_to_proto(r, payloads=False) for r in recs],
+                                           total=total)
+
+    async def WatchTasks(self, request: tasks_pb2.WatchTasksRequest, context: grpc.aio.ServicerContext
+                         ) -> AsyncIterator[tasks_pb2.WatchTasksResponse]:
+        ids = list(dict.fromkeys(request.task_ids))
+        if not ids:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_ids: is empty: name at least one task")
+        if len(ids) > MAX_WATCH_IDS:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                f"task_ids: {len(ids)} ids, the limit per stream is {MAX_WATCH_IDS}")
+        try:
+            recs = [self._core.get(t) for t in ids]
+        except CoreError as e:
+            await context.abort(STATUS[e.code], e.message)
+        watcher = self._c.hub.subscribe(recs, all_updates=request.all_updates, payloads=not request.omit_payloads)
+        try:
+            while True:
+                await watcher.event.wait()
+                watcher.event.clear()
+                tasks = watcher.take()
+                for i in range(0, len(tasks), WATCH_CHUNK):
+                    yield tasks_pb2.WatchTasksResponse(tasks=tasks[i:i + WATCH_CHUNK])
+                if watcher.done:
+                    return
+        finally:
+            self._c.hub.unsubscribe(watcher)
+
+    @core_errors
+    async def CancelTasks(self, request: tasks_pb2.CancelTasksRequest, context: grpc.aio.ServicerContext
+                          ) -> tasks_pb2.CancelTasksResponse:
+        if not request.task_ids:
+            raise invalid("task_ids: is empty: name at least one task")
+        recs = self._core.cancel(list(request.task_ids), time.time())
+        self._c.flush_cancels()
+        return tasks_pb2.CancelTasksResponse(tasks=[convert.task_to_proto(r, payloads=False) for r in recs])
+
+    @core_errors
+    async def ListAgents(self, request: tasks_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
+                         ) -> tasks_pb2.ListAgentsResponse:
+        reg = self._core.registry
+        agents = reg.live() + (reg.gone() if request.include_gone else [])
+        return tasks_pb2.ListAgentsResponse(agents=[convert.agent_to_proto(a) for a in agents])
+
+    @core_errors
+    async def DrainAgent(self, request: tasks_pb2.DrainAgentRequest, context: grpc.aio.ServicerContext
+                         ) -> types_pb2.Agent:
+        if not request.agent_id:
+            raise invalid("agent_id: is required")
+        agent = self._core.drain(request.agent_id)
+        self._c.send_drain(agent.agent_id)
+        return convert.agent_to_proto(agent)
+
+    @core_errors
+    async def GetStats(self, request: tasks_pb2.GetStatsRequest, context: grpc.aio.ServicerContext
+                       ) -> tasks_pb2.ClusterStats:
+        core = self._core
+        c = core.counters
+        live = core.registry.live()
+        return tasks_pb2.ClusterStats(
+            tasks_by_state={s.name: n for s, n in core.state_counts().items()},
+            queue_depth=core.queue_depth,
+            agents_ready=sum(a.state == AgentState.READY for a in live),
+            agents_draining=sum(a.state == AgentState.DRAINING for a in live),
+            capacity_total=sum(a.capacity for a in live if a.state == AgentState.READY),
+            in_flight=core.state_counts()[TaskState.ASSIGNED],
+            submitted_total=c.submitted,
+            succeeded_total=c.succeeded,
+            failed_total=c.failed,
+            cancelled_total=c.cancelled,
+            stale_results_total=c.stale_results,
+            reassigned_total=c.reassigned,
+            deduplicated_total=c.deduplicated,
+            evicted_total=c.evicted,
+            uptime_s=time.time() - self._c.started_at,
+            agents=[convert.agent_to_proto(a) for a in live],
+        )

@@ -1,0 +1,85 @@
+"""Fan-out of task state changes to WatchTasks streams.
+
+The core calls `WatchHub.on_change` synchronously on every transition; the hub
+only touches tasks somebody watches, so unwatched tasks cost one dict lookup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+
+from coordinator.core.model import TaskRecord
+from coordinator.service.convert import task_to_proto
+from swarmmesh.v1 import types_pb2
+
+
+class Watcher:
+    def __init__(self, all_updates: bool, payloads: bool) -> None:
+        self.all_updates = all_updates
+        self.payloads = payloads
+        self.remaining: set[str] = set()
+        # Terminal records are final, so they are serialised lazily when sent;
+        # intermediate updates are serialised at once, before they change again.
+        self._buffer: list[TaskRecord | types_pb2.Task] = []
+        self.event = asyncio.Event()
+
+    def push(self, rec: TaskRecord) -> None:
+        if rec.state.terminal:
+            self.remaining.discard(rec.task_id)
+            self._buffer.append(rec)
+        elif self.all_updates:
+            self._buffer.append(task_to_proto(rec, payloads=self.payloads))
+        else:
+            return
+        self.event.set()
+
+    def take(self) -> list[types_pb2.Task]:
+        items, self._buffer = self._buffer, []
+        return [i if isinstance(i, types_pb2.Task) else task_to_proto(i, payloads=self.payloads) for i in items]
+
+    @property
+    def done(self) -> bool:
+        return not self.remaining and not self._buffer
+
+
+class WatchHub:
+    def __init__(self) -> None:
+        self._by_task: dict[str, list[Watcher]] = {}
+
+    def on_change(self, rec: TaskRecord) -> None:
+        watchers = self._by_task.get(rec.task_id)
+        if watchers is None:
+            return
+        for w in watchers:
+            w.push(rec)
+        if rec.state.terminal:
+            del self._by_task[rec.task_id]
+
+    def subscribe(self, recs: Iterable[TaskRecord], *, all_updates: bool, payloads: bool) -> Watcher:
+        w = Watcher(all_updates, payloads)
+        for rec in recs:
+            if rec.state.terminal or all_updates:
+                w.push(rec)
+            if not rec.state.terminal and rec.task_id not in w.remaining:
+                w.remaining.add(rec.task_id)
+                self._by_task.setdefault(rec.task_id, []).append(w)
+        w.event.set()
+        return w
+
+    def unsubscribe(self, w: Watcher) -> None:
+        for task_id in w.remaining:
+            watchers = self._by_task.get(task_id)
+            if watchers is None:
+                continue
+            try:
+                watchers.remove(w)
+            except ValueError:
+                pass
+            if not watchers:
+                del self._by_task[task_id]
+        w.remaining.clear()
+
+    @property
+    def watched(self) -> int:
+        return len(self._by_task)
