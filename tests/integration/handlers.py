@@ -1,0 +1,36 @@
+"""Agent handlers used by the integration tests (imported by real sidecar processes)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+
+def _log_execution(ctx: Any) -> None:
+    # One O_APPEND write per execution: lets a test count how often each task ran.
+    path = os.environ.get("SWARMMESH_TEST_EXEC_LOG")
+    if path:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, f"{ctx.task_id} {ctx.attempt} {ctx.agent_id}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def echo(ctx: Any) -> dict[str, Any]:
+    _log_execution(ctx)
+    return {"agent": ctx.agent_id, "attempt": ctx.attempt, "kind": ctx.kind, "payload": ctx.payload.decode()}
+
+
+async def sleepy(ctx: Any) -> dict[str, Any]:
+    """Sleeps for payload {"ms": N}; async, so it holds a slot without a thread."""
+    _log_execution(ctx)
+    ms = json.loads(ctx.payload or b"{}").get("ms", 100)
+    await asyncio.sleep(ms / 1000)
+    return {"agent": ctx.agent_id, "attempt": ctx.attempt}
+
+
+def boom(ctx: Any) -> None:
+    raise ValueError(f"cannot handle {ctx.payload.decode()!r}")

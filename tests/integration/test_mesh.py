@@ -1,0 +1,142 @@
+"""The mesh end to end: real coordinator and sidecar processes on loopback."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+
+from swarmmesh.v1 import tasks_pb2, types_pb2
+from tests.integration.conftest import Mesh
+from tests.support import assert_eventually, free_port
+
+SUCCEEDED = types_pb2.TASK_STATE_SUCCEEDED
+
+
+def test_tasks_go_only_to_agents_with_required_labels(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    mesh.start_sidecar("math-1", "--label", "math=3")
+    mesh.start_sidecar("text-1", "--label", "text=2")
+    mesh.start_sidecar("text-math", "--label", "text=1", "--label", "math=1")
+    specs = ([types_pb2.TaskSpec(kind="calc", required_labels={"math": 2}) for _ in range(100)]
+             + [types_pb2.TaskSpec(kind="words", required_labels={"text": 2}) for _ in range(100)]
+             + [types_pb2.TaskSpec(kind="both", required_labels={"text": 1, "math": 1}) for _ in range(50)])
+    ids = mesh.submit(specs)
+    tasks, _ = mesh.wait_all(ids)
+    assert all(t.state == SUCCEEDED for t in tasks.values())
+    by_kind: dict[str, set[str]] = {}
+    for t in tasks.values():
+        by_kind.setdefault(t.spec.kind, set()).add(t.agent_id)
+        assert json.loads(t.outcome.output)["agent"] == t.agent_id
+    assert by_kind["calc"] == {"math-1"}
+    assert by_kind["words"] == {"text-1"}
+    assert by_kind["both"] == {"text-math"}
+
+
+def test_unroutable_task_waits_and_says_why(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    mesh.start_sidecar("text-1", "--label", "text=2")
+    [task_id] = mesh.submit([types_pb2.TaskSpec(kind="see", required_labels={"vision": 1})])
+    task = mesh.stub.GetTask(tasks_pb2.GetTaskRequest(task_id=task_id))
+    assert task.state == types_pb2.TASK_STATE_PENDING
+    assert "vision" in task.pending_reason
+    mesh.start_sidecar("eye", "--label", "vision=1")
+    tasks, _ = mesh.wait_all([task_id], timeout=30)
+    assert tasks[task_id].state == SUCCEEDED and tasks[task_id].agent_id == "eye"
+
+
+def test_2000_tasks_across_3_sidecars_complete_exactly_once(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    for i in range(3):
+        mesh.start_sidecar(f"agent-{i}", "--capacity", "16")
+    ids = mesh.submit([types_pb2.TaskSpec(kind="echo", payload=str(i).encode()) for i in range(2000)])
+    assert len(set(ids)) == 2000
+    tasks, updates = mesh.wait_all(ids)
+    assert updates == 2000, "each task is reported terminal exactly once"
+    assert len(tasks) == 2000 and all(t.state == SUCCEEDED for t in tasks.values())
+    assert all(json.loads(tasks[i].outcome.output)["payload"] == str(n) for n, i in enumerate(ids))
+    execs = Counter(task_id for task_id, _, _ in mesh.executions())
+    assert set(execs) == set(ids) and set(execs.values()) == {1}
+    per_agent = Counter(t.agent_id for t in tasks.values())
+    assert set(per_agent) == {"agent-0", "agent-1", "agent-2"}
+    stats = mesh.stats()
+    assert stats.succeeded_total == 2000 and stats.stale_results_total == 0 and stats.reassigned_total == 0
+
+
+def test_kill_9_of_a_busy_sidecar_loses_nothing(mesh: Mesh) -> None:
+    lease_timeout = 30.0
+    mesh.start_coordinator("--lease-timeout-s", str(lease_timeout))
+    victim = mesh.start_sidecar("victim", "--capacity", "8", handler="sleepy")
+    ids = mesh.submit([types_pb2.TaskSpec(kind="nap", payload=b'{"ms": 300}') for _ in range(60)])
+    assert_eventually(lambda: mesh.ready_agents()["victim"].in_flight == 8, what="victim holds 8 tasks")
+    mesh.start_sidecar("survivor-1", "--capacity", "8", handler="sleepy")
+    mesh.start_sidecar("survivor-2", "--capacity", "8", handler="sleepy")
+    held = {t.task_id for t in mesh.stub.ListTasks(tasks_pb2.ListTasksRequest(
+        states=[types_pb2.TASK_STATE_ASSIGNED], agent_id="victim", limit=100)).tasks}
+    assert held
+    killed_at = time.monotonic()
+    victim.kill9()
+    tasks, updates = mesh.wait_all(ids, timeout=lease_timeout)
+    elapsed = time.monotonic() - killed_at
+    assert elapsed < lease_timeout / 2, f"recovery took {elapsed:.1f} s; lease timeout is {lease_timeout} s"
+    assert updates == len(ids) and all(t.state == SUCCEEDED for t in tasks.values())
+    for task_id in held & set(ids):
+        t = tasks[task_id]
+        if t.attempt > 1:
+            assert t.agent_id != "victim"
+    reassigned = [t for t in tasks.values() if t.attempt > 1]
+    assert reassigned and all(t.agent_id.startswith("survivor") for t in reassigned)
+    stats = mesh.stats()
+    assert stats.succeeded_total == len(ids)
+    assert stats.reassigned_total == len(reassigned)
+
+
+def test_idempotent_resubmission_returns_the_same_task(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    spec = types_pb2.TaskSpec(kind="echo", payload=b"once", idempotency_key="order-42")
+    first = mesh.stub.SubmitTasks(tasks_pb2.SubmitTasksRequest(tasks=[spec])).tasks[0]
+    again = mesh.stub.SubmitTasks(tasks_pb2.SubmitTasksRequest(tasks=[spec, spec])).tasks
+    assert not first.deduplicated
+    assert [t.task_id for t in again] == [first.task_id] * 2 and all(t.deduplicated for t in again)
+    mesh.start_sidecar("a")
+    tasks, _ = mesh.wait_all([first.task_id])
+    assert tasks[first.task_id].state == SUCCEEDED
+    later = mesh.stub.SubmitTasks(tasks_pb2.SubmitTasksRequest(tasks=[spec])).tasks[0]
+    assert later.task_id == first.task_id and later.state == SUCCEEDED
+    assert len(mesh.executions()) == 1
+
+
+def test_sidecar_survives_a_coordinator_restart(mesh: Mesh) -> None:
+    port = free_port()
+    listen = f"127.0.0.1:{port}"
+    mesh.start_coordinator(listen=listen)
+    mesh.start_sidecar("steady", "--capacity", "4")
+    ids = mesh.submit([types_pb2.TaskSpec(kind="echo") for _ in range(20)])
+    assert all(t.state == SUCCEEDED for t in mesh.wait_all(ids)[0].values())
+    assert mesh.coordinator is not None
+    assert mesh.coordinator.stop() == 0
+    mesh.start_coordinator(listen=listen)
+    assert_eventually(lambda: "steady" in mesh.ready_agents(), timeout=30, what="sidecar re-registered")
+    ids = mesh.submit([types_pb2.TaskSpec(kind="echo") for _ in range(20)])
+    tasks, _ = mesh.wait_all(ids)
+    assert all(t.state == SUCCEEDED and t.agent_id == "steady" for t in tasks.values())
+
+
+def test_failures_and_cancel(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    mesh.start_sidecar("broken", "--kinds", "bad", handler="boom")
+    mesh.start_sidecar("slow", "--kinds", "nap", "--capacity", "1", handler="sleepy")
+    [bad] = mesh.submit([types_pb2.TaskSpec(kind="bad", payload=b"xyz")])
+    naps = mesh.submit([types_pb2.TaskSpec(kind="nap", payload=b'{"ms": 5000}') for _ in range(2)])
+    [late] = mesh.submit([types_pb2.TaskSpec(kind="nap", payload=b'{"ms": 5000}', timeout_ms=300)])
+    tasks, _ = mesh.wait_all([bad, late])
+    assert tasks[bad].state == types_pb2.TASK_STATE_FAILED
+    assert "ValueError" in tasks[bad].outcome.error and "xyz" in tasks[bad].outcome.error
+    assert tasks[late].state == types_pb2.TASK_STATE_FAILED
+    assert tasks[late].outcome.error_type == "deadline_exceeded"
+    cancelled = mesh.stub.CancelTasks(tasks_pb2.CancelTasksRequest(task_ids=naps)).tasks
+    assert all(t.state == types_pb2.TASK_STATE_CANCELLED for t in cancelled)
+    # The cancelled task frees the slow agent's only slot for new work.
+    [quick] = mesh.submit([types_pb2.TaskSpec(kind="nap", payload=b'{"ms": 10}')])
+    tasks, _ = mesh.wait_all([quick], timeout=30)
+    assert tasks[quick].state == SUCCEEDED

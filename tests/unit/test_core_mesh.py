@@ -1,0 +1,290 @@
+"""MeshCore with a hand-driven clock: routing, credits, leases, fencing, retention."""
+
+from __future__ import annotations
+
+import pytest
+
+from coordinator.core.mesh import CoreConfig, MeshCore
+from coordinator.core.model import (
+    AgentState,
+    CoreError,
+    Outcome,
+    Registration,
+    ResultIn,
+    StatusCode,
+    TaskSpec,
+    TaskState,
+)
+
+
+def reg(agent_id: str, capacity: int = 2, labels: dict[str, int] | None = None, kinds: tuple[str, ...] = (),
+        credits: int | None = None) -> Registration:
+    return Registration(agent_id, tuple(sorted((labels or {}).items())), frozenset(kinds), capacity, "1",
+                        capacity if credits is None else credits)
+
+
+def spec(kind: str = "k", **kw: object) -> TaskSpec:
+    if "required_labels" in kw:
+        kw["required_labels"] = tuple(sorted(kw["required_labels"].items()))  # type: ignore[attr-defined]
+    return TaskSpec(kind=kind, **kw)  # type: ignore[arg-type]
+
+
+def ok(task_id: str, attempt: int, out: bytes = b"x") -> ResultIn:
+    return ResultIn(task_id, attempt, TaskState.SUCCEEDED, Outcome(output=out))
+
+
+@pytest.fixture
+def core() -> MeshCore:
+    return MeshCore(CoreConfig(lease_timeout_s=5.0, retention_s=100.0, max_retained=1000))
+
+
+def test_tasks_go_only_to_agents_with_required_labels(core: MeshCore) -> None:
+    math, _ = core.register(reg("math", labels={"math": 3}), 0)
+    text, _ = core.register(reg("text", labels={"text": 3}), 0)
+    ids = [s.task_id for s in core.submit([spec(required_labels={"math": 2}) for _ in range(2)], 0)]
+    out = core.dispatch(0)
+    assert set(out) == {"math"}
+    assert sorted(r.task_id for r in out["math"]) == sorted(ids)
+    assert not text.in_flight and len(math.in_flight) == 2
+
+
+def test_level_below_requirement_is_not_eligible_and_reason_says_so(core: MeshCore) -> None:
+    core.register(reg("a", labels={"math": 1}), 0)
+    [s] = core.submit([spec(required_labels={"math": 3})], 0)
+    assert core.dispatch(0) == {}
+    reason = core.pending_reason(core.get(s.task_id))
+    assert "math" in reason and ">= 3" in reason and "best is 1" in reason
+
+
+def test_kind_filter_and_unroutable_class_does_not_block_others(core: MeshCore) -> None:
+    core.register(reg("a", kinds=("resize",)), 0)
+    [blocked] = core.submit([spec("ocr", priority=10)], 0)
+    [fine] = core.submit([spec("resize")], 0)
+    out = core.dispatch(0)
+    assert [r.task_id for r in out["a"]] == [fine.task_id]
+    assert "kind 'ocr'" in core.pending_reason(core.get(blocked.task_id))
+
+
+def test_credits_bound_assignments_and_results_return_them(core: MeshCore) -> None:
+    agent, _ = core.register(reg("a", capacity=3), 0)
+    ids = [s.task_id for s in core.submit([spec() for _ in range(10)], 0)]
+    assert len(core.dispatch(0)["a"]) == 3
+    assert core.dispatch(0) == {}
+    acks = core.frame("a", agent.session, 1, [ok(ids[0], 1)], credits=1)
+    assert [a.code for a in acks] == [StatusCode.OK]
+    assert len(core.dispatch(1)["a"]) == 1
+    assert core.queue_depth == 6
+
+
+def test_credits_never_exceed_capacity(core: MeshCore) -> None:
+    agent, _ = core.register(reg("a", capacity=2), 0)
+    core.frame("a", agent.session, 0, credits=1000)
+    core.submit([spec() for _ in range(10)], 0)
+    assert len(core.dispatch(0)["a"]) == 2
+
+
+def test_priority_then_fifo(core: MeshCore) -> None:
+    agent, _ = core.register(reg("a", capacity=1), 0)
+    low = core.submit([spec(priority=0)], 0)[0].task_id
+    high = core.submit([spec(priority=5)], 0)[0].task_id
+    other_class_mid = core.submit([spec("other", priority=3)], 0)[0].task_id
+    order = []
+    for t in range(3):
+        [rec] = core.dispatch(t)["a"]
+        order.append(rec.task_id)
+        core.frame("a", agent.session, t, [ok(rec.task_id, 1)], credits=1)
+    assert order == [high, other_class_mid, low]
+
+
+def test_least_loaded_spreads_work(core: MeshCore) -> None:
+    core.register(reg("a", capacity=10), 0)
+    core.register(reg("b", capacity=10), 0)
+    core.submit([spec() for _ in range(10)], 0)
+    out = core.dispatch(0)
+    assert len(out["a"]) == 5 and len(out["b"]) == 5
+
+
+def test_disconnect_requeues_with_next_attempt_and_stale_result_is_rejected(core: MeshCore) -> None:
+    a, _ = core.register(reg("a", capacity=1), 0)
+    [s] = core.submit([spec()], 0)
+    core.dispatch(0)
+    core.disconnect("a", a.session, 1)
+    rec = core.get(s.task_id)
+    assert rec.state == TaskState.PENDING and rec.attempt == 1
+    b, _ = core.register(reg("b", capacity=1), 2)
+    core.dispatch(2)
+    assert rec.state == TaskState.ASSIGNED and rec.attempt == 2 and rec.agent_id == "b"
+    assert core.counters.reassigned == 1
+    # "a" comes back and reports its old attempt: rejected, the task is untouched.
+    a2, _ = core.register(reg("a", capacity=1), 3)
+    [ack] = core.frame("a", a2.session, 3, [ok(s.task_id, 1, b"old")])
+    assert ack.code == StatusCode.FAILED_PRECONDITION and "superseded by attempt 2" in ack.message
+    [ack] = core.frame("b", b.session, 4, [ok(s.task_id, 2, b"new")], credits=1)
+    assert ack.code == StatusCode.OK
+    assert rec.state == TaskState.SUCCEEDED and rec.outcome is not None and rec.outcome.output == b"new"
+    # Completion is recorded once: a duplicate is refused.
+    [dup] = core.frame("b", b.session, 5, [ok(s.task_id, 2)])
+    assert dup.code == StatusCode.FAILED_PRECONDITION and core.counters.succeeded == 1
+
+
+def test_result_for_task_never_held_is_permission_denied(core: MeshCore) -> None:
+    a, _ = core.register(reg("a", capacity=1), 0)
+    b, _ = core.register(reg("b", capacity=1, credits=0), 0)
+    [s] = core.submit([spec()], 0)
+    core.dispatch(0)
+    [ack] = core.frame("b", b.session, 1, [ok(s.task_id, 1)])
+    assert ack.code == StatusCode.PERMISSION_DENIED and "not held by agent 'b'" in ack.message
+    assert core.get(s.task_id).state == TaskState.ASSIGNED
+
+
+def test_unknown_task_and_bad_state_in_results(core: MeshCore) -> None:
+    a, _ = core.register(reg("a"), 0)
+    acks = core.frame("a", a.session, 0, [ok("nope", 1), ResultIn("nope", 1, 42, Outcome())])
+    assert [x.code for x in acks] == [StatusCode.NOT_FOUND, StatusCode.INVALID_ARGUMENT]
+    assert "42" in acks[1].message
+
+
+def test_reregister_fences_old_session(core: MeshCore) -> None:
+    a, _ = core.register(reg("a", capacity=1), 0)
+    [s] = core.submit([spec()], 0)
+    core.dispatch(0)
+    a2, fenced = core.register(reg("a", capacity=1), 1)
+    assert fenced is a and a2.session != a.session
+    with pytest.raises(CoreError) as err:
+        core.frame("a", a.session, 2, [ok(s.task_id, 1)])
+    assert err.value.code == StatusCode.FAILED_PRECONDITION
+    [rec] = core.dispatch(2)["a"]
+    assert rec.attempt == 2
+
+
+def test_silent_agent_lease_expires(core: MeshCore) -> None:
+    a, _ = core.register(reg("a", capacity=1), 0)
+    core.register(reg("b", capacity=1, credits=0), 0)
+    [s] = core.submit([spec()], 0)
+    core.dispatch(0)
+    core.frame("b", core.registry.get("b").session, 4.0)  # type: ignore[union-attr]
+    assert core.tick(4.9) == []
+    expired = core.tick(5.5)
+    assert [x.agent_id for x in expired] == ["a"]
+    assert core.get(s.task_id).state == TaskState.PENDING
+    assert core.registry.get("a") is None and core.registry.get("b") is not None
+
+
+def test_max_attempts_fails_a_task_that_kills_its_agents(core: MeshCore) -> None:
+    [s] = core.submit([spec(max_attempts=2)], 0)
+    for t in range(2):
+        a, _ = core.register(reg(f"a{t}", capacity=1), t)
+        core.dispatch(t)
+        core.disconnect(a.agent_id, a.session, t + 0.5)
+    rec = core.get(s.task_id)
+    assert rec.state == TaskState.FAILED and rec.outcome is not None
+    assert rec.outcome.error_type == "lease_lost" and rec.history == ["a0", "a1"]
+
+
+def test_idempotency_key_returns_same_task(core: MeshCore) -> None:
+    first = core.submit([spec(idempotency_key="k1")], 0)[0]
+    again = core.submit([spec(idempotency_key="k1"), spec(idempotency_key="k1", tenant="other")], 1)
+    assert again[0].task_id == first.task_id and again[0].deduplicated
+    assert again[1].task_id != first.task_id and not again[1].deduplicated
+    assert core.counters.deduplicated == 1
+
+
+def test_validation_names_the_field(core: MeshCore) -> None:
+    cases = [
+        ([], "tasks: is empty"),
+        ([spec(""), ], "tasks[0].kind: is required"),
+        ([spec(), spec("a b")], "tasks[1].kind"),
+        ([spec(payload=b"x" * (4 * 1024 * 1024 + 1))], "tasks[0].payload: is 4194305 bytes"),
+        ([spec(priority=5000)], "tasks[0].priority"),
+        ([spec(required_labels={"math": 500})], "tasks[0].required_labels['math']: level 500"),
+        ([spec(tenant="")], "tasks[0].tenant: is required"),
+    ]
+    for specs, needle in cases:
+        with pytest.raises(CoreError) as err:
+            core.submit(specs, 0)
+        assert err.value.code == StatusCode.INVALID_ARGUMENT
+        assert needle in err.value.message, err.value.message
+    assert core.counters.submitted == 0
+
+
+def test_registration_is_validated(core: MeshCore) -> None:
+    for bad, needle in [(reg(""), "register.agent_id"), (reg("a", capacity=0), "register.capacity"),
+                        (reg("a", capacity=1, credits=5), "register.credits")]:
+        with pytest.raises(CoreError) as err:
+            core.register(bad, 0)
+        assert needle in err.value.message
+
+
+def test_queue_limit_is_resource_exhausted() -> None:
+    core = MeshCore(CoreConfig(max_queued=3))
+    core.submit([spec(), spec()], 0)
+    with pytest.raises(CoreError) as err:
+        core.submit([spec(), spec()], 0)
+    assert err.value.code == StatusCode.RESOURCE_EXHAUSTED
+
+
+def test_deadline_in_queue_and_on_agent(core: MeshCore) -> None:
+    [queued] = core.submit([spec("nobody", timeout_ms=1000)], 0)
+    a, _ = core.register(reg("a", kinds=("k",)), 0)
+    [running] = core.submit([spec(timeout_ms=1000)], 0)
+    core.dispatch(0)
+    core.tick(1.5)
+    assert core.get(queued.task_id).state == TaskState.FAILED
+    assert core.get(running.task_id).state == TaskState.ASSIGNED  # still within the grace
+    core.tick(3.5)
+    rec = core.get(running.task_id)
+    assert rec.state == TaskState.FAILED and rec.outcome is not None
+    assert rec.outcome.error_type == "deadline_exceeded" and "agent 'a'" in rec.outcome.error
+    assert core.take_cancels() == {"a": [(running.task_id, 1)]}
+    assert not a.in_flight and core.queue_depth == 0
+
+
+def test_cancel_pending_and_assigned(core: MeshCore) -> None:
+    a, _ = core.register(reg("a", capacity=1), 0)
+    ids = [s.task_id for s in core.submit([spec(), spec()], 0)]
+    core.dispatch(0)
+    with pytest.raises(CoreError):
+        core.cancel([ids[0], "missing"], 1)
+    assert core.get(ids[0]).state == TaskState.ASSIGNED
+    recs = core.cancel(ids, 1)
+    assert [r.state for r in recs] == [TaskState.CANCELLED] * 2
+    assert core.take_cancels() == {"a": [(ids[0], 1)]}
+    assert core.queue_depth == 0
+    [ack] = core.frame("a", a.session, 2, [ok(ids[0], 1)], credits=1)
+    assert ack.code == StatusCode.FAILED_PRECONDITION
+
+
+def test_retention_by_count_and_age() -> None:
+    core = MeshCore(CoreConfig(retention_s=10.0, max_retained=3))
+    a, _ = core.register(reg("a", capacity=100), 0)
+    ids = [s.task_id for s in core.submit([spec(idempotency_key=f"k{i}") for i in range(5)], 0)]
+    core.dispatch(0)
+    core.frame("a", a.session, 1, [ok(t, 1) for t in ids], credits=5)
+    core.tick(1)
+    assert core.counters.evicted == 2
+    with pytest.raises(CoreError) as err:
+        core.get(ids[0])
+    assert err.value.code == StatusCode.NOT_FOUND
+    core.frame("a", a.session, 20)
+    core.tick(20)
+    assert core.counters.evicted == 5 and core.state_counts()[TaskState.SUCCEEDED] == 0
+    # The idempotency key is released with the task.
+    assert not core.submit([spec(idempotency_key="k0")], 21)[0].deduplicated
+
+
+def test_draining_agent_gets_no_new_work(core: MeshCore) -> None:
+    a, _ = core.register(reg("a", capacity=4), 0)
+    core.frame("a", a.session, 0, draining=True)
+    assert a.state == AgentState.DRAINING
+    core.submit([spec()], 0)
+    assert core.dispatch(0) == {}
+
+
+def test_listener_sees_every_transition(core: MeshCore) -> None:
+    seen: list[tuple[str, TaskState]] = []
+    core.add_listener(lambda r: seen.append((r.task_id, r.state)))
+    a, _ = core.register(reg("a"), 0)
+    [s] = core.submit([spec()], 0)
+    core.dispatch(0)
+    core.frame("a", a.session, 1, [ok(s.task_id, 1)], credits=1)
+    assert [st for _, st in seen] == [TaskState.PENDING, TaskState.ASSIGNED, TaskState.SUCCEEDED]
