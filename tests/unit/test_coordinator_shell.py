@@ -1,0 +1,70 @@
+"""Coordinator pieces around the core: config parsing and the watch hub."""
+
+from __future__ import annotations
+
+import pytest
+
+from coordinator.config import CoordinatorConfig
+from coordinator.core.mesh import MeshCore
+from coordinator.core.model import Outcome, Registration, ResultIn, TaskSpec, TaskState
+from coordinator.service.watch import WatchHub
+
+
+def test_flags_override_env_over_defaults() -> None:
+    env = {"SWARMMESH_LEASE_TIMEOUT_S": "7.5", "SWARMMESH_LISTEN": "0.0.0.0:9000"}
+    cfg = CoordinatorConfig.from_args(["--listen", "127.0.0.1:0"], env)
+    assert cfg.listen == "127.0.0.1:0" and cfg.lease_timeout_s == 7.5
+    assert cfg.core().lease_timeout_s == 7.5
+
+
+@pytest.mark.parametrize(("argv", "env"), [
+    (["--lease-timeout-s", "0.5", "--heartbeat-interval-s", "1"], {}),
+    ([], {"SWARMMESH_MAX_BATCH": "lots"}),
+    (["--listen", "nowhere"], {}),
+])
+def test_bad_settings_exit_with_a_message(argv: list[str], env: dict[str, str],
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        CoordinatorConfig.from_args(argv, env)
+    assert "error:" in capsys.readouterr().err
+
+
+def _core_with_hub() -> tuple[MeshCore, WatchHub, int]:
+    core = MeshCore()
+    hub = WatchHub()
+    core.add_listener(hub.on_change)
+    agent, _ = core.register(Registration("a", (), frozenset(), 10, "1", 10), 0)
+    return core, hub, agent.session
+
+
+def test_watcher_gets_each_task_once_when_terminal() -> None:
+    core, hub, session = _core_with_hub()
+    ids = [s.task_id for s in core.submit([TaskSpec("k") for _ in range(3)], 0)]
+    w = hub.subscribe([core.get(t) for t in ids], all_updates=False, payloads=True)
+    assert w.take() == [] and not w.done
+    core.dispatch(0)
+    assert w.take() == []
+    core.frame("a", session, 1, [ResultIn(t, 1, TaskState.SUCCEEDED, Outcome(output=b"o")) for t in ids])
+    got = w.take()
+    assert sorted(t.task_id for t in got) == sorted(ids) and all(t.outcome.output == b"o" for t in got)
+    assert w.done and hub.watched == 0
+
+
+def test_all_updates_snapshot_each_state_and_unsubscribe_cleans_up() -> None:
+    core, hub, _ = _core_with_hub()
+    [s] = core.submit([TaskSpec("k", payload=b"p")], 0)
+    w = hub.subscribe([core.get(s.task_id)], all_updates=True, payloads=False)
+    core.dispatch(0)
+    states = [t.state for t in w.take()]
+    assert states == [TaskState.PENDING, TaskState.ASSIGNED]
+    hub.unsubscribe(w)
+    assert hub.watched == 0
+
+
+def test_already_finished_tasks_are_delivered_at_once() -> None:
+    core, hub, _ = _core_with_hub()
+    [s] = core.submit([TaskSpec("k")], 0)
+    core.cancel([s.task_id], 0)
+    w = hub.subscribe([core.get(s.task_id)], all_updates=False, payloads=True)
+    [t] = w.take()
+    assert t.state == TaskState.CANCELLED and w.done
