@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,6 +62,10 @@ class Mesh:
             resp = self.stub.SubmitTasks(tasks_pb2.SubmitTasksRequest(tasks=specs[i:i + 1000]), timeout=30)
             ids.extend(t.task_id for t in resp.tasks)
         return ids
+
+    def submit_json(self, kind: str, payloads: list[object]) -> list[str]:
+        return self.submit([types_pb2.TaskSpec(kind=kind, payload=json.dumps(p).encode(),
+                                               content_type="application/json") for p in payloads])
 
     def wait_all(self, ids: list[str], timeout: float = 120.0) -> tuple[dict[str, types_pb2.Task], int]:
         """Follow every id on one WatchTasks stream; returns tasks and how many updates arrived."""

@@ -128,7 +128,7 @@ def test_disconnect_requeues_with_next_attempt_and_stale_result_is_rejected(core
 
 
 def test_result_for_task_never_held_is_permission_denied(core: MeshCore) -> None:
-    a, _ = core.register(reg("a", capacity=1), 0)
+    _a, _ = core.register(reg("a", capacity=1), 0)
     b, _ = core.register(reg("b", capacity=1, credits=0), 0)
     [s] = core.submit([spec()], 0)
     core.dispatch(0)
@@ -158,7 +158,7 @@ def test_reregister_fences_old_session(core: MeshCore) -> None:
 
 
 def test_silent_agent_lease_expires(core: MeshCore) -> None:
-    a, _ = core.register(reg("a", capacity=1), 0)
+    _a, _ = core.register(reg("a", capacity=1), 0)
     core.register(reg("b", capacity=1, credits=0), 0)
     [s] = core.submit([spec()], 0)
     core.dispatch(0)

@@ -1,0 +1,68 @@
+"""swarmmesh client SDK and CLI.
+
+Submit tasks to a swarmmesh coordinator and follow them::
+
+    from swarmmesh import Client
+
+    with Client("127.0.0.1:7070") as mesh:
+        task_id = mesh.submit("text.wordcount", {"text": "to be or not to be"})
+        print(mesh.wait(task_id).output_json())
+
+The generated wire code for other tooling lives in :mod:`swarmmesh.v1`.
+"""
+
+from swarmmesh import errors
+from swarmmesh.client import AsyncClient, Client
+from swarmmesh.errors import (
+    DeadlineExceeded,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    ResourceExhausted,
+    SwarmMeshError,
+    Unavailable,
+    WaitTimeout,
+)
+from swarmmesh.types import (
+    AgentInfo,
+    AgentState,
+    CacheStats,
+    ClusterStats,
+    KindLatency,
+    SubmittedTask,
+    TaskInfo,
+    TaskOutcome,
+    TaskPage,
+    TaskSpec,
+    TaskState,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AgentInfo",
+    "AgentState",
+    "AsyncClient",
+    "CacheStats",
+    "Client",
+    "ClusterStats",
+    "DeadlineExceeded",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "KindLatency",
+    "NotFound",
+    "PermissionDenied",
+    "ResourceExhausted",
+    "SubmittedTask",
+    "SwarmMeshError",
+    "TaskInfo",
+    "TaskOutcome",
+    "TaskPage",
+    "TaskSpec",
+    "TaskState",
+    "Unavailable",
+    "WaitTimeout",
+    "__version__",
+    "errors",
+]

@@ -1,0 +1,250 @@
+"""The client's wire boundary: protobuf messages <-> domain dataclasses.
+
+The only module of the client that reads or builds ``swarmmesh.v1`` messages.
+Naming: ``x_to_proto`` / ``x_from_proto``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from swarmmesh.errors import InvalidArgument
+from swarmmesh.types import (
+    AgentInfo,
+    AgentState,
+    CacheStats,
+    ClusterStats,
+    KindLatency,
+    PayloadLike,
+    SubmittedTask,
+    TaskInfo,
+    TaskOutcome,
+    TaskSpec,
+    TaskState,
+)
+from swarmmesh.v1 import tasks_pb2, types_pb2
+
+JSON_CONTENT_TYPE = "application/json"
+TEXT_CONTENT_TYPE = "text/plain"
+
+_TASK_STATE_PREFIX = "TASK_STATE_"
+_AGENT_STATE_PREFIX = "AGENT_STATE_"
+
+
+# -- payloads -----------------------------------------------------------------
+
+
+def encode_payload(payload: PayloadLike, content_type: str = "") -> tuple[bytes, str]:
+    """Turn a user payload into ``(bytes, content_type)``.
+
+    bytes-like values pass through untouched; ``str`` becomes UTF-8 with
+    ``text/plain``; dicts, lists and tuples become compact JSON with
+    ``application/json``. An explicit ``content_type`` always wins.
+    """
+    if payload is None:
+        return b"", content_type
+    if isinstance(payload, bytes | bytearray | memoryview):
+        return bytes(payload), content_type
+    if isinstance(payload, str):
+        return payload.encode("utf-8"), content_type or TEXT_CONTENT_TYPE
+    if isinstance(payload, Mapping | list | tuple):
+        try:
+            text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(f"payload is not JSON-serialisable: {exc}") from None
+        return text.encode("utf-8"), content_type or JSON_CONTENT_TYPE
+    raise TypeError(
+        f"payload must be bytes, str, dict or list, not {type(payload).__name__} "
+        "(encode it yourself and pass bytes with a content_type)"
+    )
+
+
+# -- enums and timestamps -----------------------------------------------------
+
+
+def task_state_from_proto(value: int) -> TaskState:
+    try:
+        name = str(types_pb2.TaskState.Name(value))
+    except ValueError:  # a state newer than this client
+        return TaskState.UNSPECIFIED
+    return TaskState(name.removeprefix(_TASK_STATE_PREFIX))
+
+
+def task_state_to_proto(state: TaskState | str) -> types_pb2.TaskState:
+    value = types_pb2.TaskState.Value(_TASK_STATE_PREFIX + TaskState.parse(state).value)
+    return cast("types_pb2.TaskState", value)
+
+
+def agent_state_from_proto(value: int) -> AgentState:
+    try:
+        name = str(types_pb2.AgentState.Name(value))
+    except ValueError:
+        return AgentState.UNSPECIFIED
+    return AgentState(name.removeprefix(_AGENT_STATE_PREFIX))
+
+
+def _timestamp(msg: Any, name: str) -> datetime | None:
+    if not msg.HasField(name):
+        return None
+    ts = getattr(msg, name)
+    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC)
+
+
+# -- tasks --------------------------------------------------------------------
+
+
+def _labels(value: Mapping[str, int], field: str) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for name, level in value.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidArgument(f"{field}: label names must be non-empty strings")
+        if isinstance(level, bool) or not isinstance(level, int) or not 0 <= level <= 0xFFFFFFFF:
+            raise InvalidArgument(f"{field}[{name!r}]: level must be a non-negative integer, got {level!r}")
+        out[name] = level
+    return out
+
+
+def task_spec_to_proto(spec: TaskSpec) -> types_pb2.TaskSpec:
+    """Build a ``types_pb2.TaskSpec``; raises InvalidArgument/TypeError on bad values."""
+    payload, content_type = encode_payload(spec.payload, spec.content_type)
+    if isinstance(spec.dependencies, str):
+        raise TypeError("dependencies must be a sequence of strings, not a single string")
+    try:
+        return types_pb2.TaskSpec(
+            kind=spec.kind,
+            payload=payload,
+            content_type=content_type,
+            required_labels=_labels(spec.required_labels, "required_labels"),
+            preferred_labels=_labels(spec.preferred_labels, "preferred_labels"),
+            priority=spec.priority,
+            tenant=spec.tenant,
+            timeout_ms=spec.timeout_ms,
+            idempotency_key=spec.idempotency_key,
+            cache_key=spec.cache_key,
+            dependencies=list(spec.dependencies),
+            trace_context=dict(spec.trace_context),
+            max_attempts=spec.max_attempts,
+        )
+    except (TypeError, ValueError) as exc:
+        if isinstance(exc, InvalidArgument):
+            raise
+        raise InvalidArgument(f"task spec for kind {spec.kind!r}: {exc}") from None
+
+
+def task_spec_from_proto(msg: types_pb2.TaskSpec) -> TaskSpec:
+    return TaskSpec(
+        kind=msg.kind,
+        payload=bytes(msg.payload),
+        content_type=msg.content_type,
+        required_labels=dict(msg.required_labels),
+        preferred_labels=dict(msg.preferred_labels),
+        priority=msg.priority,
+        tenant=msg.tenant,
+        timeout_ms=msg.timeout_ms,
+        idempotency_key=msg.idempotency_key,
+        cache_key=msg.cache_key,
+        dependencies=tuple(msg.dependencies),
+        trace_context=dict(msg.trace_context),
+        max_attempts=msg.max_attempts,
+    )
+
+
+def submit_request_to_proto(specs: Iterable[TaskSpec]) -> tasks_pb2.SubmitTasksRequest:
+    return tasks_pb2.SubmitTasksRequest(tasks=[task_spec_to_proto(s) for s in specs])
+
+
+def submitted_from_proto(msg: tasks_pb2.SubmittedTask) -> SubmittedTask:
+    return SubmittedTask(
+        task_id=msg.task_id,
+        deduplicated=msg.deduplicated,
+        state=task_state_from_proto(msg.state),
+    )
+
+
+def outcome_from_proto(msg: types_pb2.TaskOutcome) -> TaskOutcome:
+    return TaskOutcome(
+        output=bytes(msg.output),
+        content_type=msg.content_type,
+        error=msg.error,
+        error_type=msg.error_type,
+        duration_us=msg.duration_us,
+        cache_hit=msg.cache_hit,
+    )
+
+
+def task_from_proto(msg: types_pb2.Task) -> TaskInfo:
+    return TaskInfo(
+        task_id=msg.task_id,
+        state=task_state_from_proto(msg.state),
+        spec=task_spec_from_proto(msg.spec),
+        attempt=msg.attempt,
+        agent_id=msg.agent_id,
+        outcome=outcome_from_proto(msg.outcome) if msg.HasField("outcome") else None,
+        created_at=_timestamp(msg, "created_at"),
+        assigned_at=_timestamp(msg, "assigned_at"),
+        finished_at=_timestamp(msg, "finished_at"),
+        pending_reason=msg.pending_reason,
+    )
+
+
+# -- agents and stats ---------------------------------------------------------
+
+
+def kind_latency_from_proto(msg: types_pb2.KindLatency) -> KindLatency:
+    return KindLatency(kind=msg.kind, ewma_ms=msg.ewma_ms, completed=msg.completed, failed=msg.failed)
+
+
+def cache_stats_from_proto(msg: types_pb2.CacheStats) -> CacheStats:
+    return CacheStats(
+        hits=msg.hits,
+        misses=msg.misses,
+        evictions=msg.evictions,
+        invalidations=msg.invalidations,
+        bytes=msg.bytes,
+        entries=msg.entries,
+        errors=msg.errors,
+    )
+
+
+def agent_from_proto(msg: types_pb2.Agent) -> AgentInfo:
+    return AgentInfo(
+        agent_id=msg.agent_id,
+        state=agent_state_from_proto(msg.state),
+        labels=dict(msg.labels),
+        kinds=tuple(msg.kinds),
+        capacity=msg.capacity,
+        version=msg.version,
+        in_flight=msg.in_flight,
+        completed=msg.completed,
+        failed=msg.failed,
+        connected_at=_timestamp(msg, "connected_at"),
+        last_seen=_timestamp(msg, "last_seen"),
+        latencies=tuple(kind_latency_from_proto(k) for k in msg.latencies),
+        memory_rss_bytes=msg.memory_rss_bytes,
+        cache=cache_stats_from_proto(msg.cache) if msg.HasField("cache") else None,
+        peer=msg.peer,
+    )
+
+
+def stats_from_proto(msg: tasks_pb2.ClusterStats) -> ClusterStats:
+    return ClusterStats(
+        tasks_by_state=dict(msg.tasks_by_state),
+        queue_depth=msg.queue_depth,
+        agents_ready=msg.agents_ready,
+        agents_draining=msg.agents_draining,
+        capacity_total=msg.capacity_total,
+        in_flight=msg.in_flight,
+        submitted_total=msg.submitted_total,
+        succeeded_total=msg.succeeded_total,
+        failed_total=msg.failed_total,
+        cancelled_total=msg.cancelled_total,
+        stale_results_total=msg.stale_results_total,
+        reassigned_total=msg.reassigned_total,
+        deduplicated_total=msg.deduplicated_total,
+        evicted_total=msg.evicted_total,
+        uptime_s=msg.uptime_s,
+        agents=tuple(agent_from_proto(a) for a in msg.agents),
+    )

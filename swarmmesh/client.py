@@ -1,0 +1,555 @@
+"""Python client for the swarmmesh coordinator's ``TaskService``.
+
+:class:`AsyncClient` is the real implementation (grpc.aio); :class:`Client`
+runs it on a private event loop in a background thread for synchronous code.
+
+Example::
+
+    async with AsyncClient("127.0.0.1:7070") as mesh:
+        ids = [await mesh.submit("math.primes", {"n": 10_000}, required_labels={"math": 1})]
+        async for task in mesh.as_completed(ids):
+            print(task.task_id, task.output_json())
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import AsyncGenerator, Coroutine, Generator, Iterable, Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import grpc
+
+from swarmmesh import _convert
+from swarmmesh.errors import Internal, SwarmMeshError, Unavailable, WaitTimeout, from_rpc_error
+from swarmmesh.types import (
+    AgentInfo,
+    ClusterStats,
+    PayloadLike,
+    SubmittedTask,
+    TaskInfo,
+    TaskPage,
+    TaskSpec,
+    TaskState,
+)
+from swarmmesh.v1 import tasks_pb2, tasks_pb2_grpc
+
+__all__ = ["DEFAULT_ADDRESS", "AsyncClient", "Client"]
+
+DEFAULT_ADDRESS = "127.0.0.1:7070"
+#: Send/receive limit on the channel; large enough for a 10,000-task batch of small payloads.
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+#: Protocol limits (tasks.proto): tasks per SubmitTasks, ids per WatchTasks.
+MAX_SUBMIT_BATCH = 10_000
+MAX_WATCH_IDS = 100_000
+
+_T = TypeVar("_T")
+_LOOPBACK_PREFIXES = ("127.", "localhost", "[::1]", "::1", "unix:")
+
+
+def _channel_options(address: str) -> list[tuple[str, Any]]:
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+    ]
+    if address.startswith(_LOOPBACK_PREFIXES):
+        # An http_proxy in the environment must not capture loopback traffic.
+        options.append(("grpc.enable_http_proxy", 0))
+    return options
+
+
+def _id_list(task_ids: str | Iterable[str], what: str) -> list[str]:
+    if isinstance(task_ids, str):
+        return [task_ids]
+    ids = list(dict.fromkeys(task_ids))  # de-duplicate, keep order
+    for task_id in ids:
+        if not isinstance(task_id, str):
+            raise TypeError(f"{what}: task ids must be strings, got {type(task_id).__name__}")
+    return ids
+
+
+def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class AsyncClient:
+    """Async client of one coordinator.
+
+    Args:
+        address: ``host:port`` of the coordinator's gRPC endpoint.
+        timeout: deadline in seconds for each unary call (None = no deadline).
+            Watching (``wait``, ``as_completed``) is not bound by it.
+
+    The channel is opened lazily on first use inside the running event loop
+    and is bound to that loop; use ``async with`` or call :meth:`close`.
+    """
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0) -> None:
+        self._address = address
+        self._timeout = timeout
+        self._channel: Any = None
+        self._stub: Any = None
+        self._closed = False
+
+    @property
+    def address(self) -> str:
+        return self._address
+
+    async def __aenter__(self) -> Self:
+        self._ensure_stub()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the channel; idempotent. Open watch streams are cancelled."""
+        self._closed = True
+        channel, self._channel, self._stub = self._channel, None, None
+        if channel is not None:
+            await channel.close()
+
+    def _ensure_stub(self) -> Any:
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        if self._stub is None:
+            self._channel = grpc.aio.insecure_channel(self._address, options=_channel_options(self._address))
+            self._stub = tasks_pb2_grpc.TaskServiceStub(self._channel)
+        return self._stub
+
+    async def _unary(self, method: str, request: Any) -> Any:
+        rpc = getattr(self._ensure_stub(), method)
+        try:
+            return await rpc(request, timeout=self._timeout)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+
+    # -- submitting -----------------------------------------------------------
+
+    async def submit(
+        self,
+        kind: str,
+        payload: PayloadLike = b"",
+        *,
+        content_type: str = "",
+        required_labels: Mapping[str, int] | None = None,
+        preferred_labels: Mapping[str, int] | None = None,
+        priority: int = 0,
+        tenant: str = "",
+        timeout_ms: int = 0,
+        idempotency_key: str = "",
+        cache_key: str = "",
+        dependencies: Sequence[str] = (),
+        trace_context: Mapping[str, str] | None = None,
+        max_attempts: int = 0,
+    ) -> str:
+        """Submit one task and return its id (see :class:`TaskSpec` for the fields)."""
+        spec = TaskSpec(
+            kind=kind,
+            payload=payload,
+            content_type=content_type,
+            required_labels=required_labels or {},
+            preferred_labels=preferred_labels or {},
+            priority=priority,
+            tenant=tenant,
+            timeout_ms=timeout_ms,
+            idempotency_key=idempotency_key,
+            cache_key=cache_key,
+            dependencies=tuple(dependencies),
+            trace_context=trace_context or {},
+            max_attempts=max_attempts,
+        )
+        (submitted,) = await self._submit_batch([spec])
+        return submitted.task_id
+
+    async def submit_many(self, specs: Iterable[TaskSpec], *, batch_size: int = 1000) -> list[SubmittedTask]:
+        """Submit many tasks in ``SubmitTasks`` calls of ``batch_size``; results in input order.
+
+        Each call is all-or-nothing, the whole submission is not: if a batch
+        is rejected, the raised error's ``accepted_task_ids`` holds the ids of
+        the tasks accepted by earlier batches, and a note says where the
+        rejected batch started (the server's ``tasks[i]`` index is relative to
+        that batch).
+        """
+        if not 1 <= batch_size <= MAX_SUBMIT_BATCH:
+            raise ValueError(f"batch_size must be 1..{MAX_SUBMIT_BATCH}, got {batch_size}")
+        out: list[SubmittedTask] = []
+        batch: list[TaskSpec] = []
+
+        async def flush() -> None:
+            offset = len(out)
+            try:
+                out.extend(await self._submit_batch(batch))
+            except SwarmMeshError as exc:
+                if offset:
+                    exc.accepted_task_ids = tuple(t.task_id for t in out)
+                    exc.add_note(
+                        f"submit_many: the batch starting at spec #{offset} was rejected; "
+                        f"{offset} tasks from earlier batches were accepted (see accepted_task_ids)"
+                    )
+                raise
+            batch.clear()
+
+        for spec in specs:
+            batch.append(spec)
+            if len(batch) >= batch_size:
+                await flush()
+        if batch:
+            await flush()
+        return out
+
+    async def _submit_batch(self, specs: Sequence[TaskSpec]) -> list[SubmittedTask]:
+        request = _convert.submit_request_to_proto(specs)
+        response = await self._unary("SubmitTasks", request)
+        if len(response.tasks) != len(specs):
+            raise Internal(
+                f"coordinator answered {len(response.tasks)} results for {len(specs)} submitted tasks"
+            )
+        return [_convert.submitted_from_proto(t) for t in response.tasks]
+
+    # -- reading --------------------------------------------------------------
+
+    async def get(self, task_id: str) -> TaskInfo:
+        msg = await self._unary("GetTask", tasks_pb2.GetTaskRequest(task_id=task_id))
+        return _convert.task_from_proto(msg)
+
+    async def list_tasks(
+        self,
+        states: Iterable[TaskState | str] | TaskState | str = (),
+        *,
+        kind: str = "",
+        tenant: str = "",
+        agent_id: str = "",
+        limit: int = 100,
+    ) -> TaskPage:
+        """Tasks matching every given filter, newest first (at most ``limit``, max 10000)."""
+        wanted: list[TaskState | str] = [states] if isinstance(states, str) else list(states)
+        request = tasks_pb2.ListTasksRequest(
+            states=[_convert.task_state_to_proto(s) for s in wanted],
+            kind=kind,
+            tenant=tenant,
+            agent_id=agent_id,
+            limit=limit,
+        )
+        response = await self._unary("ListTasks", request)
+        return TaskPage(
+            tasks=tuple(_convert.task_from_proto(t) for t in response.tasks), total=response.total
+        )
+
+    # -- waiting --------------------------------------------------------------
+
+    # A timeout parameter (not only asyncio.timeout) so that expiry raises WaitTimeout with the count left.
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskInfo:  # noqa: ASYNC109
+        """Wait until the task is terminal and return it.
+
+        Raises :class:`WaitTimeout` after ``timeout`` seconds; the task itself
+        is not affected.
+        """
+        result = await self.wait_all([task_id], timeout=timeout)
+        return result[task_id]
+
+    async def wait_all(
+        self,
+        task_ids: Iterable[str],
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109
+        omit_payloads: bool = False,
+    ) -> dict[str, TaskInfo]:
+        """Wait for every task; returns ``{task_id: TaskInfo}`` in the order given."""
+        ids = _id_list(task_ids, "wait_all")
+        done: dict[str, TaskInfo] = {}
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                async with contextlib.aclosing(self.as_completed(ids, omit_payloads=omit_payloads)) as stream:
+                    async for task in stream:
+                        done[task.task_id] = task
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise WaitTimeout(
+                f"{len(ids) - len(done)} of {len(ids)} task(s) not finished after {timeout} s"
+            ) from None
+        return {task_id: done[task_id] for task_id in ids}
+
+    async def as_completed(
+        self, task_ids: Iterable[str], *, omit_payloads: bool = False
+    ) -> AsyncGenerator[TaskInfo, None]:
+        """Yield each task once, as it becomes terminal (already-terminal ones first).
+
+        Uses one ``WatchTasks`` server stream per 100,000 ids. Ids are
+        de-duplicated; an unknown id makes the stream fail with NotFound.
+        ``omit_payloads`` leaves payload and output bytes out of the updates.
+        """
+        ids = _id_list(task_ids, "as_completed")
+        if not ids:
+            return
+        if len(ids) <= MAX_WATCH_IDS:
+            source = self._watch(ids, omit_payloads)
+        else:
+            source = self._watch_merged(list(_chunks(ids, MAX_WATCH_IDS)), omit_payloads)
+        # aclosing: when our caller stops early, close the stream now, not at garbage collection.
+        async with contextlib.aclosing(source) as tasks:
+            async for task in tasks:
+                yield task
+
+    async def _watch(self, ids: Sequence[str], omit_payloads: bool) -> AsyncGenerator[TaskInfo, None]:
+        stub = self._ensure_stub()
+        remaining = dict.fromkeys(ids)
+        while remaining:
+            progressed = False
+            call = stub.WatchTasks(
+                tasks_pb2.WatchTasksRequest(
+                    task_ids=list(remaining), all_updates=False, omit_payloads=omit_payloads
+                )
+            )
+            try:
+                async for response in call:
+                    for msg in response.tasks:
+                        if msg.task_id not in remaining:
+                            continue
+                        task = _convert.task_from_proto(msg)
+                        if not task.terminal:
+                            continue
+                        del remaining[msg.task_id]
+                        progressed = True
+                        yield task
+            except grpc.RpcError as exc:
+                raise from_rpc_error(exc) from exc
+            finally:
+                call.cancel()
+            # The server ends the stream once every watched task is terminal; an
+            # early end (e.g. a coordinator shutting down) is retried while it
+            # still makes progress, since terminal tasks are re-sent at once.
+            if remaining and not progressed:
+                raise Unavailable(f"watch stream ended with {len(remaining)} task(s) not yet finished")
+
+    async def _watch_merged(
+        self, chunks: list[Sequence[str]], omit_payloads: bool
+    ) -> AsyncGenerator[TaskInfo, None]:
+        results: asyncio.Queue[TaskInfo | BaseException | None] = asyncio.Queue()
+
+        async def pump(chunk: Sequence[str]) -> None:
+            try:
+                async with contextlib.aclosing(self._watch(chunk, omit_payloads)) as tasks:
+                    async for task in tasks:
+                        results.put_nowait(task)
+            except Exception as exc:
+                results.put_nowait(exc)
+            else:
+                results.put_nowait(None)
+
+        pumps = [asyncio.create_task(pump(chunk)) for chunk in chunks]
+        try:
+            finished = 0
+            while finished < len(pumps):
+                item = await results.get()
+                if item is None:
+                    finished += 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            for p in pumps:
+                p.cancel()
+            await asyncio.gather(*pumps, return_exceptions=True)
+
+    # -- control --------------------------------------------------------------
+
+    async def cancel(self, task_ids: str | Iterable[str]) -> list[TaskInfo]:
+        """Cancel tasks; returns each as it is now (CANCELLED, or the terminal state it had reached)."""
+        ids = _id_list(task_ids, "cancel")
+        response = await self._unary("CancelTasks", tasks_pb2.CancelTasksRequest(task_ids=ids))
+        return [_convert.task_from_proto(t) for t in response.tasks]
+
+    async def agents(self, include_gone: bool = False) -> list[AgentInfo]:
+        response = await self._unary("ListAgents", tasks_pb2.ListAgentsRequest(include_gone=include_gone))
+        return [_convert.agent_from_proto(a) for a in response.agents]
+
+    async def drain_agent(self, agent_id: str) -> AgentInfo:
+        """Ask an agent to finish its in-flight work and take no more."""
+        msg = await self._unary("DrainAgent", tasks_pb2.DrainAgentRequest(agent_id=agent_id))
+        return _convert.agent_from_proto(msg)
+
+    async def stats(self) -> ClusterStats:
+        return _convert.stats_from_proto(await self._unary("GetStats", tasks_pb2.GetStatsRequest()))
+
+
+class Client:
+    """Synchronous client: the :class:`AsyncClient` API, blocking.
+
+    Runs a private event loop in a daemon thread, so it also works where an
+    event loop is already running (notebooks, async frameworks' sync hooks).
+    Use it as a context manager or call :meth:`close`.
+    """
+
+    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0) -> None:
+        self._async = AsyncClient(address, timeout=timeout)
+        self._loop = asyncio.new_event_loop()
+        self._lock = threading.Lock()
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop.run_forever, name="swarmmesh-client", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        return self._async.address
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel and stop the background loop; idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        try:
+            asyncio.run_coroutine_threadsafe(self._async.close(), self._loop).result(timeout=10)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
+        if self._closed:
+            coro.close()
+            raise RuntimeError("the client is closed")
+        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return future.result()
+        except BaseException:
+            future.cancel()  # e.g. KeyboardInterrupt: stop the call on the loop too
+            raise
+
+    def submit(
+        self,
+        kind: str,
+        payload: PayloadLike = b"",
+        *,
+        content_type: str = "",
+        required_labels: Mapping[str, int] | None = None,
+        preferred_labels: Mapping[str, int] | None = None,
+        priority: int = 0,
+        tenant: str = "",
+        timeout_ms: int = 0,
+        idempotency_key: str = "",
+        cache_key: str = "",
+        dependencies: Sequence[str] = (),
+        trace_context: Mapping[str, str] | None = None,
+        max_attempts: int = 0,
+    ) -> str:
+        return self._run(
+            self._async.submit(
+                kind,
+                payload,
+                content_type=content_type,
+                required_labels=required_labels,
+                preferred_labels=preferred_labels,
+                priority=priority,
+                tenant=tenant,
+                timeout_ms=timeout_ms,
+                idempotency_key=idempotency_key,
+                cache_key=cache_key,
+                dependencies=dependencies,
+                trace_context=trace_context,
+                max_attempts=max_attempts,
+            )
+        )
+
+    def submit_many(self, specs: Iterable[TaskSpec], *, batch_size: int = 1000) -> list[SubmittedTask]:
+        return self._run(self._async.submit_many(list(specs), batch_size=batch_size))
+
+    def get(self, task_id: str) -> TaskInfo:
+        return self._run(self._async.get(task_id))
+
+    def list_tasks(
+        self,
+        states: Iterable[TaskState | str] | TaskState | str = (),
+        *,
+        kind: str = "",
+        tenant: str = "",
+        agent_id: str = "",
+        limit: int = 100,
+    ) -> TaskPage:
+        if not isinstance(states, str):
+            states = list(states)
+        return self._run(
+            self._async.list_tasks(states, kind=kind, tenant=tenant, agent_id=agent_id, limit=limit)
+        )
+
+    def wait(self, task_id: str, timeout: float | None = None) -> TaskInfo:
+        return self._run(self._async.wait(task_id, timeout=timeout))
+
+    def wait_all(
+        self, task_ids: Iterable[str], *, timeout: float | None = None, omit_payloads: bool = False
+    ) -> dict[str, TaskInfo]:
+        ids = _id_list(task_ids, "wait_all")
+        return self._run(self._async.wait_all(ids, timeout=timeout, omit_payloads=omit_payloads))
+
+    def as_completed(
+        self, task_ids: Iterable[str], *, omit_payloads: bool = False
+    ) -> Generator[TaskInfo, None, None]:
+        """Blocking iterator over tasks as they finish; closing it closes the stream."""
+        ids = _id_list(task_ids, "as_completed")
+        items: queue.SimpleQueue[TaskInfo | BaseException | None] = queue.SimpleQueue()
+        unwound = threading.Event()
+
+        async def pump() -> None:
+            try:
+                async for task in self._async.as_completed(ids, omit_payloads=omit_payloads):
+                    items.put(task)
+            except Exception as exc:
+                items.put(exc)
+            else:
+                items.put(None)
+            finally:
+                unwound.set()
+
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        future = asyncio.run_coroutine_threadsafe(pump(), self._loop)
+        try:
+            while True:
+                item = items.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            if not future.done():
+                future.cancel()
+                # Let the stream be cancelled on the loop before returning.
+                unwound.wait(timeout=5)
+
+    def cancel(self, task_ids: str | Iterable[str]) -> list[TaskInfo]:
+        return self._run(self._async.cancel(_id_list(task_ids, "cancel")))
+
+    def agents(self, include_gone: bool = False) -> list[AgentInfo]:
+        return self._run(self._async.agents(include_gone))
+
+    def drain_agent(self, agent_id: str) -> AgentInfo:
+        return self._run(self._async.drain_agent(agent_id))
+
+    def stats(self) -> ClusterStats:
+        return self._run(self._async.stats())

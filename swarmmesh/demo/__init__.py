@@ -1,0 +1,1 @@
+"""A self-contained demo mesh: one coordinator, three agents, a mixed workload."""

@@ -1,0 +1,89 @@
+"""The Python client, the CLI and the demo against real processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from swarmmesh import AsyncClient, Client, TaskSpec, TaskState
+from swarmmesh.errors import InvalidArgument, NotFound
+from swarmmesh.v1 import types_pb2
+from tests.integration.conftest import Mesh
+from tests.support import REPO, assert_eventually, child_env
+
+
+def test_sync_client_round_trip(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    mesh.start_sidecar("a", "--label", "math=2")
+    with Client(mesh.address) as c:
+        task_id = c.submit("calc", {"x": 1}, required_labels={"math": 1})
+        done = c.wait(task_id, timeout=30)
+        assert done.ok and done.agent_id == "a"
+        assert json.loads(done.output_json()["payload"]) == {"x": 1}
+        ids = [s.task_id for s in c.submit_many(TaskSpec("calc", f"n{i}") for i in range(50))]
+        seen = [t.task_id for t in c.as_completed(ids)]
+        assert sorted(seen) == sorted(ids)
+        assert [a.agent_id for a in c.agents()] == ["a"]
+        assert c.stats().succeeded_total == 51
+        with pytest.raises(NotFound) as nf:
+            c.get("missing-id")
+        assert "missing-id" in nf.value.details
+        with pytest.raises(InvalidArgument) as bad:
+            c.submit("")
+        assert "tasks[0].kind" in bad.value.details
+
+
+async def test_async_client_cancel_and_drain(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    mesh.start_sidecar("slow", "--capacity", "1", handler="sleepy")
+    async with AsyncClient(mesh.address) as c:
+        running = await c.submit("nap", {"ms": 10_000})
+        queued = await c.submit("nap", {"ms": 10_000})
+        cancelled = await c.cancel([running, queued])
+        assert {t.state for t in cancelled} == {TaskState.CANCELLED}
+        agent = await c.drain_agent("slow")
+        assert agent.agent_id == "slow"
+        late = await c.submit("nap", {"ms": 1})
+        info = await c.get(late)
+        assert info.state == TaskState.PENDING and info.pending_reason
+
+
+def test_cli_submit_wait_and_inspect(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    mesh.start_sidecar("cli-agent", "--label", "text=1")
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "swarmmesh.cli", "--coordinator", mesh.address, *args],
+                              capture_output=True, text=True, timeout=60, env=child_env(), cwd=str(REPO))
+
+    done = cli("--json", "submit", "words", "hello there", "--label", "text=1", "--wait")
+    assert done.returncode == 0, done.stderr
+    assert "cli-agent" in done.stdout
+    agents = cli("--json", "agents")
+    assert agents.returncode == 0 and "cli-agent" in agents.stdout
+    missing = cli("task", "nope")
+    assert missing.returncode == 1 and "NOT_FOUND" in missing.stderr and "Traceback" not in missing.stderr
+    assert cli("stats").returncode == 0
+    assert cli("tasks", "--state", "SUCCEEDED").returncode == 0
+
+
+def test_sidecar_drains_in_flight_work_on_sigterm(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    proc = mesh.start_sidecar("drainer", "--capacity", "4", handler="sleepy")
+    ids = mesh.submit_json("nap", [{"ms": 1500}] * 4)
+    assert_eventually(lambda: mesh.ready_agents()["drainer"].in_flight == 4, what="4 tasks in flight")
+    assert proc.stop(timeout=30) == 0
+    tasks, _ = mesh.wait_all(ids, timeout=30)
+    assert all(t.state == types_pb2.TASK_STATE_SUCCEEDED and t.attempt == 1 for t in tasks.values())
+
+
+def test_demo_runs_and_prints_its_summary() -> None:
+    done = subprocess.run([sys.executable, "-m", "swarmmesh.cli", "demo", "--tasks", "300"],
+                          capture_output=True, text=True, timeout=240, env=child_env(), cwd=str(REPO))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for agent in ("text-agent", "math-agent", "vision-agent"):
+        assert agent in done.stdout
+    assert "exactly once" in done.stdout and "unexpected       0 failures" in done.stdout
