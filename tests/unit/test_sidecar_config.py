@@ -26,7 +26,6 @@ def test_defaults() -> None:
     assert dict(cfg.labels) == {}
     assert cfg.reconnect_initial_s == 0.1
     assert cfg.reconnect_max_s == 5.0
-    assert cfg.cache_dir is None
 
 
 def test_config_is_frozen_including_mappings() -> None:
@@ -71,8 +70,9 @@ def test_text_forms() -> None:
     assert parse_handler("summarize=m.n:f") == ("summarize", "m.n:f")
     assert parse_handler("*=m:f") == (None, "m:f")
     assert parse_handlers("a=m:f,b=m:g") == {"a": "m:f", "b": "m:g"}
+    assert parse_labels("gpu") == {"gpu": 0}
     with pytest.raises(ValueError, match="NAME=LEVEL"):
-        parse_labels("text")
+        parse_labels("=3")
     with pytest.raises(ValueError, match="integer"):
         parse_labels("text=high")
     with pytest.raises(ValueError, match="KIND="):
@@ -142,7 +142,9 @@ def test_flags_override_environment() -> None:
 
 
 def test_default_handler_flag_and_star_in_env() -> None:
-    cfg = from_env_and_args(["--handler", "builtins:repr"], {"SWARMMESH_HANDLERS": "*=json:dumps,a=json:loads"})
+    cfg = from_env_and_args(
+        ["--handler", "builtins:repr"], {"SWARMMESH_HANDLERS": "*=json:dumps,a=json:loads"}
+    )
     assert cfg.default_handler == "builtins:repr"
     assert dict(cfg.handlers) == {"a": "json:loads"}
     cfg = from_env_and_args([], {"SWARMMESH_HANDLERS": "*=json:dumps"})
@@ -151,17 +153,17 @@ def test_default_handler_flag_and_star_in_env() -> None:
 
 
 def test_bad_environment_value_names_the_variable() -> None:
-    with pytest.raises(ValueError, match="^SWARMMESH_LABELS: "):
-        from_env_and_args([], {"SWARMMESH_LABELS": "text"})
-    with pytest.raises(ValueError, match="^SWARMMESH_CAPACITY: "):
+    with pytest.raises(ValueError, match=r"^SWARMMESH_LABELS: "):
+        from_env_and_args([], {"SWARMMESH_LABELS": "text=lots"})
+    with pytest.raises(ValueError, match=r"^SWARMMESH_CAPACITY: "):
         from_env_and_args([], {"SWARMMESH_CAPACITY": "lots"})
-    with pytest.raises(ValueError, match="^capacity: "):
+    with pytest.raises(ValueError, match=r"^capacity: "):
         from_env_and_args([], {"SWARMMESH_CAPACITY": "0"})
 
 
 def test_bad_flag_is_an_argparse_error(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as info:
-        build_parser().parse_args(["--label", "text"])
+        build_parser().parse_args(["--label", "text=-1"])
     assert info.value.code == 2
     assert "--label" in capsys.readouterr().err
 

@@ -19,7 +19,7 @@ from agent_sidecar.handlers import (
     to_output,
 )
 
-HANDLER_MODULE = '''
+HANDLER_MODULE = """
 import asyncio
 
 def sync_echo(ctx):
@@ -35,7 +35,7 @@ class Holder:
         return "held"
 
 NOT_CALLABLE = 42
-'''
+"""
 
 
 @pytest.fixture

@@ -1,0 +1,15 @@
+"""The swarmmesh sidecar: runs task handlers beside an agent and keeps it on the mesh."""
+
+from agent_sidecar.config import SidecarConfig
+from agent_sidecar.handlers import HandlerLoadError, HandlerRegistry, Result, TaskContext
+from agent_sidecar.sidecar import Sidecar, SidecarState
+
+__all__ = [
+    "HandlerLoadError",
+    "HandlerRegistry",
+    "Result",
+    "Sidecar",
+    "SidecarConfig",
+    "SidecarState",
+    "TaskContext",
+]

@@ -1,0 +1,499 @@
+"""The sidecar's one stream to the coordinator: register, coalesce writes, reconnect.
+
+Writes are coalesced: results, credits, the latest heartbeat and the draining
+flag are queued in an outbox, and a single writer task sends everything that is
+queued as one SidecarFrame whenever it is free. Under load, items pile up while
+a write is in flight and leave together in the next frame; at low load each item
+leaves at once. No timer ever holds a frame back.
+
+Reconnects: the coordinator re-queues every task of a stream that ended, so
+results of tasks assigned on an earlier stream are dropped rather than sent
+(they would only come back as stale). Credits are not carried over: the new
+Register grants exactly the slots free at that moment, and slots still busy
+with old tasks return their credit when they free up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import grpc
+
+from agent_sidecar import wire
+from agent_sidecar.config import SidecarConfig
+from agent_sidecar.metrics import ProcessMemory
+from agent_sidecar.runner import Runner, TaskKey
+from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_BYTES = 32 * 1024 * 1024
+# After our half-close, how long the coordinator gets to end the stream itself.
+HALF_CLOSE_WAIT_S = 2.0
+MIN_HEARTBEAT_S = 0.05
+# Repeated warnings of one kind (rejected acks, failed reconnects) are shown at
+# most this often; the rest go to DEBUG and into the counters.
+WARN_EVERY_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What the coordinator said when it accepted a registration."""
+
+    agent_id: str
+    session: int
+    heartbeat_interval_s: float
+    lease_timeout_s: float | None
+
+
+@dataclass(slots=True)
+class ConnectionCounters:
+    sessions: int = 0
+    connect_failures: int = 0
+    frames_sent: int = 0
+    results_sent: int = 0
+    # Results of tasks from an earlier stream, or queued when a stream ended.
+    results_dropped: int = 0
+    assignments: int = 0
+    cancels: int = 0
+    acks_ok: int = 0
+    acks_stale: int = 0
+    acks_not_found: int = 0
+    acks_denied: int = 0
+    acks_other: int = 0
+
+
+def channel_options(config: SidecarConfig) -> list[tuple[str, int]]:
+    def ms(seconds: float) -> int:
+        return max(1, int(seconds * 1000))
+
+    return [
+        # Detect a dead coordinator (host gone, no RST) within ~15 s.
+        ("grpc.keepalive_time_ms", 10_000),
+        ("grpc.keepalive_timeout_ms", 5_000),
+        ("grpc.keepalive_permit_without_calls", 1),
+        ("grpc.http2.max_pings_without_data", 0),
+        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        # The channel's own reconnect backoff defaults to up to 120 s, which would
+        # make our calls fail fast long after the coordinator is back. Keep it
+        # within our backoff so ours is the one that decides.
+        ("grpc.initial_reconnect_backoff_ms", ms(config.reconnect_initial_s)),
+        ("grpc.min_reconnect_backoff_ms", ms(config.reconnect_initial_s)),
+        ("grpc.max_reconnect_backoff_ms", ms(config.reconnect_max_s)),
+    ]
+
+
+def backoff_delay(rng: random.Random, failures: int, initial_s: float, max_s: float) -> float:
+    """Full jitter: uniform(0, min(max, initial * 2**failures)) seconds."""
+    return rng.uniform(0.0, min(max_s, initial_s * 2 ** min(failures, 32)))
+
+
+class _RateLimitedWarning:
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def level(self, key: str) -> int:
+        now = time.monotonic()
+        if now - self._last.get(key, -WARN_EVERY_S) >= WARN_EVERY_S:
+            self._last[key] = now
+            return logging.WARNING
+        return logging.DEBUG
+
+
+class ConnectionManager:
+    """Keeps one registered stream to the coordinator alive until closed."""
+
+    def __init__(
+        self,
+        config: SidecarConfig,
+        runner: Runner,
+        *,
+        kinds: Sequence[str],
+        on_registered: Callable[[SessionInfo], None] | None = None,
+        on_drain_requested: Callable[[], None] | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._config = config
+        self._runner = runner
+        self._kinds = list(kinds)
+        self._on_registered = on_registered
+        self._on_drain_requested = on_drain_requested
+        self._rng = rng or random.Random()
+        self._memory = ProcessMemory()
+        self.counters = ConnectionCounters()
+        self.session: SessionInfo | None = None
+        self.heartbeat_interval_s = config.heartbeat_interval_s
+
+        # Outbox: everything the next frame will carry.
+        self._results: list[mesh_pb2.TaskResult] = []
+        self._credits = 0
+        self._heartbeat: mesh_pb2.Heartbeat | None = None
+        self._draining = False
+        self._draining_sent = False
+        self._wake = asyncio.Event()
+        self._writing = False
+        # Set after every write and whenever a stream ends; flush() waits on it.
+        self._progress = asyncio.Event()
+
+        # (task_id, attempt) assigned on the current stream and not yet answered.
+        self._session_keys: set[TaskKey] = set()
+        self._connected = False
+        self._session_registered = False
+        self._closing = False
+        self._half_close = False
+        self._drain_requested = False
+        self._interrupt = asyncio.Event()  # ends a backoff sleep early
+        self.registered_once = asyncio.Event()
+        self._main: asyncio.Task[None] | None = None
+        self._warn = _RateLimitedWarning()
+
+    # --- public surface ---------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """True while a registered stream is up."""
+        return self._connected
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def start(self) -> None:
+        if self._main is not None:
+            raise RuntimeError("ConnectionManager already started")
+        self._main = asyncio.create_task(self._run(), name="swarmmesh-sidecar-connection")
+
+    def push_result(self, result: mesh_pb2.TaskResult | None, credits: int) -> None:
+        """Runner callback: queue a result and/or returned credits for the next frame."""
+        self._credits += credits
+        if result is not None:
+            key = (result.task_id, result.attempt)
+            if key in self._session_keys:
+                self._session_keys.discard(key)
+                self._results.append(result)
+            else:
+                self.counters.results_dropped += 1
+                log.debug("dropping result %s#%d from an earlier stream", *key)
+        self._wake.set()
+
+    def set_draining(self) -> None:
+        """From now on every frame says draining and grants no credits."""
+        if self._draining:
+            return
+        self._draining = True
+        self._interrupt.set()  # no point reconnecting just to say goodbye
+        self._wake.set()
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait until queued results are written; False on timeout or lost stream."""
+
+        async def drained() -> None:
+            while self._connected and (self._results or self._writing or self._draining_unsent()):
+                self._progress.clear()
+                await self._progress.wait()
+
+        try:
+            await asyncio.wait_for(drained(), timeout_s)
+        except TimeoutError:
+            return False
+        return self._connected and not self._results
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Half-close the stream once the outbox is written, then close the channel."""
+        self._closing = True
+        self._half_close = True
+        self._interrupt.set()
+        self._wake.set()
+        main = self._main
+        if main is None or main.done():
+            return
+        if not self._connected:
+            main.cancel()  # sleeping in backoff or still registering: nothing to flush
+        done, _ = await asyncio.wait({main}, timeout=timeout_s)
+        if not done:
+            main.cancel()
+        await asyncio.gather(main, return_exceptions=True)
+
+    # --- reconnect loop -----------------------------------------------------------
+
+    async def _run(self) -> None:
+        channel = grpc.aio.insecure_channel(self._config.coordinator, options=channel_options(self._config))
+        stub = mesh_pb2_grpc.MeshServiceStub(channel)
+        failures = 0
+        try:
+            while not self._closing:
+                registered = False
+                try:
+                    registered = await self._session(stub)
+                except grpc.aio.AioRpcError as exc:
+                    registered = self._session_registered
+                    self._log_rpc_end(exc)
+                except Exception as exc:
+                    registered = self._session_registered
+                    log.log(
+                        self._warn.level("session"),
+                        "stream to %s failed: %s: %s",
+                        self._config.coordinator,
+                        type(exc).__name__,
+                        exc,
+                        exc_info=log.isEnabledFor(logging.DEBUG),
+                    )
+                if self._closing or self._draining:
+                    break
+                if registered:
+                    failures = 0
+                else:
+                    self.counters.connect_failures += 1
+                delay = backoff_delay(
+                    self._rng, failures, self._config.reconnect_initial_s, self._config.reconnect_max_s
+                )
+                failures += 1
+                log.debug("reconnecting in %.3f s", delay)
+                self._interrupt.clear()
+                if self._closing or self._draining:
+                    break
+                try:
+                    await asyncio.wait_for(self._interrupt.wait(), delay)
+                except TimeoutError:
+                    pass
+        finally:
+            await channel.close()
+
+    def _log_rpc_end(self, exc: grpc.aio.AioRpcError) -> None:
+        code = exc.code()
+        if code == grpc.StatusCode.UNAVAILABLE:
+            level = self._warn.level("unavailable")
+            log.log(level, "coordinator %s unavailable: %s", self._config.coordinator, exc.details())
+        elif code == grpc.StatusCode.CANCELLED and self._closing:
+            return
+        else:
+            # The coordinator refused us on purpose (bad register, fenced, ...):
+            # say why; the backoff still applies.
+            log.warning("coordinator ended the stream: %s: %s", code.name, exc.details())
+
+    # --- one stream -----------------------------------------------------------------
+
+    async def _session(self, stub: mesh_pb2_grpc.MeshServiceStub) -> bool:
+        """Run one stream from Register to its end; True if it got registered."""
+        self._session_registered = False
+        call = stub.Connect()
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await call.write(mesh_pb2.SidecarFrame(register=self._new_register()))
+            try:
+                first = await asyncio.wait_for(call.read(), self._config.register_timeout_s)
+            except TimeoutError:
+                raise ConnectionError(
+                    f"no answer to Register within {self._config.register_timeout_s} s"
+                ) from None
+            if first is grpc.aio.EOF:
+                code = await call.code()
+                raise ConnectionError(
+                    f"stream ended before registration ({code.name}: {await call.details()})"
+                )
+            if not first.HasField("registered"):
+                raise ConnectionError("first coordinator frame did not carry `registered`")
+            self._accept_registration(first.registered)
+            self._session_registered = True
+            self._connected = True
+            self._handle_frame(first)
+
+            writer = asyncio.create_task(self._write_loop(call), name="swarmmesh-sidecar-writer")
+            reader = asyncio.create_task(self._read_loop(call), name="swarmmesh-sidecar-reader")
+            beat = asyncio.create_task(self._heartbeat_loop(), name="swarmmesh-sidecar-heartbeat")
+            tasks = [writer, reader, beat]
+            done, _ = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+            if writer in done and not writer.cancelled() and writer.exception() is None:
+                # We half-closed; let the coordinator end the stream so it sees a
+                # clean close rather than a cancel.
+                await asyncio.wait({reader}, timeout=HALF_CLOSE_WAIT_S)
+            for task in done:
+                exc = None if task.cancelled() else task.exception()
+                if exc is not None:
+                    raise exc
+            if reader.done() and not self._closing:
+                code = await call.code()
+                raise ConnectionError(f"coordinator ended the stream ({code.name}: {await call.details()})")
+            return True
+        finally:
+            for task in tasks:
+                task.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+            call.cancel()
+            self._end_session()
+
+    def _new_register(self) -> mesh_pb2.Register:
+        # Reset the outbox in the same step as reading free slots, so every
+        # slot is granted exactly once: now if free, later via push_result.
+        self.counters.results_dropped += len(self._results)
+        self._results = []
+        self._credits = 0
+        self._heartbeat = None
+        self._draining_sent = False
+        self._session_keys.clear()
+        return wire.register_to_proto(
+            agent_id=self._config.agent_id,
+            labels=self._config.labels,
+            kinds=self._kinds,
+            capacity=self._runner.capacity,
+            version=self._config.version,
+            credits=0 if self._draining else self._runner.free_slots,
+        )
+
+    def _accept_registration(self, reg: mesh_pb2.Registered) -> None:
+        lease = reg.lease_timeout_ms / 1000.0 if reg.lease_timeout_ms else None
+        if reg.heartbeat_interval_ms:
+            interval = reg.heartbeat_interval_ms / 1000.0
+        else:
+            interval = self._config.heartbeat_interval_s
+            if lease is not None:
+                # Several heartbeats per lease, so one late frame never costs the lease.
+                interval = min(interval, lease / 3)
+        # A floor keeps a misconfigured coordinator from turning heartbeats into a busy loop.
+        interval = max(MIN_HEARTBEAT_S, interval)
+        self.heartbeat_interval_s = interval
+        self.session = SessionInfo(
+            agent_id=reg.agent_id or self._config.agent_id,
+            session=reg.session,
+            heartbeat_interval_s=interval,
+            lease_timeout_s=lease,
+        )
+        self.counters.sessions += 1
+        log.info(
+            "registered with %s as %s (session %d, heartbeat %.3f s)",
+            self._config.coordinator,
+            self.session.agent_id,
+            reg.session,
+            interval,
+        )
+        self.registered_once.set()
+        if self._on_registered is not None:
+            try:
+                self._on_registered(self.session)
+            except Exception:
+                log.exception("on_registered callback failed")
+
+    def _end_session(self) -> None:
+        self._connected = False
+        self._writing = False
+        # The coordinator re-queues everything this stream held.
+        self.counters.results_dropped += len(self._results)
+        self._results = []
+        self._session_keys.clear()
+        self._progress.set()
+
+    # --- stream tasks ---------------------------------------------------------------
+
+    async def _read_loop(self, call: grpc.aio.StreamStreamCall) -> None:
+        while True:
+            frame = await call.read()
+            if frame is grpc.aio.EOF:
+                return
+            self._handle_frame(frame)
+
+    def _handle_frame(self, frame: mesh_pb2.CoordinatorFrame) -> None:
+        for a in frame.assignments:
+            # Recorded before submit: the runner may answer synchronously.
+            self._session_keys.add((a.task_id, a.attempt))
+            self._runner.submit(a)
+        self.counters.assignments += len(frame.assignments)
+        if frame.acks:
+            self._handle_acks(frame.acks)
+        for ref in frame.cancels:
+            self.counters.cancels += 1
+            if self._runner.cancel(ref.task_id, ref.attempt):
+                self._session_keys.discard((ref.task_id, ref.attempt))
+        if frame.drain and not self._drain_requested:
+            self._drain_requested = True
+            log.info("coordinator asked this agent to drain")
+            if self._on_drain_requested is not None:
+                try:
+                    self._on_drain_requested()
+                except Exception:
+                    log.exception("on_drain_requested callback failed")
+
+    def _handle_acks(self, acks: Sequence[mesh_pb2.ResultAck]) -> None:
+        c = self.counters
+        for ack in acks:
+            code = ack.code
+            if code == wire.ACK_OK:
+                c.acks_ok += 1
+                continue
+            if code == wire.ACK_FAILED_PRECONDITION:
+                # Normal after a reassignment: another attempt owns the task now.
+                c.acks_stale += 1
+                log.debug("stale result %s#%d: %s", ack.task_id, ack.attempt, ack.message)
+                continue
+            if code == wire.ACK_NOT_FOUND:
+                c.acks_not_found += 1
+            elif code == wire.ACK_PERMISSION_DENIED:
+                c.acks_denied += 1
+            else:
+                c.acks_other += 1
+            log.log(
+                self._warn.level(f"ack{code}"),
+                "coordinator rejected result %s#%d (code %d): %s",
+                ack.task_id,
+                ack.attempt,
+                code,
+                ack.message,
+            )
+
+    async def _write_loop(self, call: grpc.aio.StreamStreamCall) -> None:
+        while True:
+            frame = self._take_frame()
+            if frame is None:
+                if self._half_close:
+                    await call.done_writing()
+                    return
+                # No await between the empty check and clear(): no wake-up is lost.
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            self._writing = True
+            try:
+                await call.write(frame)
+            finally:
+                self._writing = False
+            # Whatever was queued during the write goes out on the next turn,
+            # immediately, as one frame.
+            self.counters.frames_sent += 1
+            self.counters.results_sent += len(frame.results)
+            self._progress.set()
+
+    def _take_frame(self) -> mesh_pb2.SidecarFrame | None:
+        if self._draining:
+            # Freed slots are never granted again once draining.
+            self._credits = 0
+        if not (self._results or self._credits or self._heartbeat is not None or self._draining_unsent()):
+            return None
+        frame = mesh_pb2.SidecarFrame(results=self._results, credits=self._credits, draining=self._draining)
+        if self._heartbeat is not None:
+            frame.heartbeat.CopyFrom(self._heartbeat)
+        self._results = []
+        self._credits = 0
+        self._heartbeat = None
+        if self._draining:
+            self._draining_sent = True
+        return frame
+
+    def _draining_unsent(self) -> bool:
+        return self._draining and not self._draining_sent
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval_s)
+            self._heartbeat = wire.heartbeat_to_proto(
+                in_flight=self._runner.in_flight,
+                free_slots=self._runner.free_slots,
+                latencies=self._runner.latency.snapshot(),
+                memory_rss_bytes=self._memory.rss_bytes(),
+            )
+            self._wake.set()

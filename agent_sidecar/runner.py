@@ -1,0 +1,349 @@
+"""Runs assignments through handlers with at most `capacity` attempts in flight.
+
+Credits: every slot released gives one credit back through the result
+callback, exactly once per accepted assignment, at the moment the slot is
+really free again. That is not always the moment the result is known:
+
+* A sync handler runs in a worker thread that Python cannot kill. When its
+  deadline passes, the FAILED/deadline_exceeded result is reported at once
+  (credits 0), but the slot and its credit come back only when the thread
+  returns. Otherwise the coordinator could hand out more work than there are
+  threads, and the pool would silently queue it.
+* A cancelled attempt reports no result; its credit comes back when the async
+  handler has unwound (or the sync thread has returned).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agent_sidecar import wire
+from agent_sidecar.handlers import HandlerEntry, HandlerRegistry, TaskContext, request_cancel, to_output
+from agent_sidecar.metrics import LatencyTracker
+from agent_sidecar.threads import HandlerThreads
+from swarmmesh.v1 import mesh_pb2
+
+log = logging.getLogger(__name__)
+
+# (result or None, credits freed). Called on the event loop; must not block.
+ResultCallback = Callable[["mesh_pb2.TaskResult | None", int], None]
+TaskKey = tuple[str, int]
+
+
+@dataclass(slots=True, eq=False)
+class _Slot:
+    key: TaskKey
+    ctx: TaskContext
+    entry: HandlerEntry
+    task: asyncio.Task[None] | None = None
+    # A result already went out (deadline passed while a sync thread still runs).
+    reported: bool = False
+    # The coordinator withdrew this attempt; its result must not be sent.
+    cancelled: bool = False
+
+
+@dataclass(slots=True)
+class RunnerCounters:
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    deadline_exceeded: int = 0
+    cancelled: int = 0
+    no_handler: int = 0
+    over_capacity: int = 0
+    duplicates: int = 0
+    rejected_closed: int = 0
+    abandoned: int = 0
+
+
+class Runner:
+    """Bounded executor of Assignments; results and credits go to `on_result`."""
+
+    def __init__(
+        self,
+        registry: HandlerRegistry,
+        *,
+        capacity: int,
+        agent_id: str,
+        on_result: ResultCallback,
+        latency: LatencyTracker | None = None,
+    ) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity: must be >= 1, got {capacity}")
+        self._registry = registry
+        self._capacity = capacity
+        self._agent_id = agent_id
+        self._on_result = on_result
+        self.latency = latency if latency is not None else LatencyTracker()
+        # One thread per slot, so a sync handler never waits for a thread and
+        # the slot count stays the only limit.
+        self._threads = HandlerThreads(capacity)
+        self._slots: dict[TaskKey, _Slot] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._closed = False  # no new assignments
+        self._aborting = False  # in-flight work is being cancelled for good
+        self.counters = RunnerCounters()
+
+    # --- state seen by heartbeats and registration ---------------------------
+
+    @property
+    def capacity(self) -> int:
+        return self._capacity
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._slots)
+
+    @property
+    def free_slots(self) -> int:
+        return self._capacity - len(self._slots)
+
+    @property
+    def busy_threads(self) -> int:
+        """Sync handler calls still executing, including ones given up on."""
+        return self._threads.busy
+
+    # --- inputs from the connection --------------------------------------------
+
+    def submit(self, a: mesh_pb2.Assignment) -> None:
+        """Start one assignment, or fail it at once if it cannot be taken."""
+        if self._closed:
+            # The stream is about to close; the coordinator re-queues the task.
+            self.counters.rejected_closed += 1
+            log.debug("runner closed; dropping assignment %s#%d", a.task_id, a.attempt)
+            return
+        key = (a.task_id, a.attempt)
+        if key in self._slots:
+            # Failing it would fail the copy that is running; ignoring it is safe.
+            self.counters.duplicates += 1
+            log.warning("duplicate assignment %s#%d ignored", a.task_id, a.attempt)
+            return
+        if len(self._slots) >= self._capacity:
+            # The coordinator sent more than the credits it held. Queueing would
+            # hide work from its balancer; fail it and give back no credit, since
+            # no slot was taken.
+            self.counters.over_capacity += 1
+            level = logging.WARNING if self.counters.over_capacity in (1, 10, 100) else logging.DEBUG
+            log.log(
+                level,
+                "assignment beyond capacity %d (%d so far)",
+                self._capacity,
+                self.counters.over_capacity,
+            )
+            self._emit(
+                wire.failure_to_proto(
+                    a.task_id, a.attempt, f"agent is at capacity ({self._capacity})", wire.ERR_OVER_CAPACITY
+                ),
+                0,
+            )
+            return
+        entry = self._registry.lookup(a.kind)
+        if entry is None:
+            self.counters.no_handler += 1
+            log.debug("no handler for kind %r (task %s#%d)", a.kind, a.task_id, a.attempt)
+            self._emit(
+                wire.failure_to_proto(
+                    a.task_id, a.attempt, f"no handler for kind {a.kind!r}", wire.ERR_NO_HANDLER
+                ),
+                1,
+            )
+            return
+        ctx = wire.context_from_assignment(a, self._agent_id, time.monotonic())
+        slot = _Slot(key=key, ctx=ctx, entry=entry)
+        self._slots[key] = slot
+        self._idle.clear()
+        self.counters.started += 1
+        task = asyncio.create_task(self._run(slot))
+        slot.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def cancel(self, task_id: str, attempt: int) -> bool:
+        """Withdraw a running attempt; False if it is not running here.
+
+        No result is sent for it; the credit returns when the slot frees.
+        """
+        slot = self._slots.get((task_id, attempt))
+        if slot is None or slot.cancelled:
+            return False
+        slot.cancelled = True
+        self.counters.cancelled += 1
+        request_cancel(slot.ctx)
+        # A sync thread cannot be interrupted: it keeps its slot until it
+        # returns, and its result is then discarded.
+        if slot.entry.is_async and slot.task is not None:
+            slot.task.cancel()
+        return True
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def wait_idle(self, timeout_s: float | None = None) -> bool:
+        """Wait until no slot is taken; False if `timeout_s` seconds passed first."""
+        if not self._slots:
+            return True
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Take no new assignments; in-flight ones continue."""
+        self._closed = True
+
+    async def stop(self, grace: float) -> None:
+        """Stop taking work, let in-flight attempts run up to `grace` seconds, cancel the rest.
+
+        Cancelled attempts report nothing: the coordinator re-queues them when
+        the stream closes. Sync threads still running are abandoned (counted in
+        `counters.abandoned`); they are daemon threads and do not hold the
+        process open.
+        """
+        self._closed = True
+        if self._tasks and grace > 0:
+            await asyncio.wait(set(self._tasks), timeout=grace)
+        self._aborting = True
+        for slot in self._slots.values():
+            request_cancel(slot.ctx)
+        leftover = [t for t in self._tasks if not t.done()]
+        for t in leftover:
+            t.cancel()
+        if leftover:
+            self.counters.abandoned += len(leftover)
+            log.warning("stopping with %d task(s) still running; they were cancelled", len(leftover))
+            await asyncio.gather(*leftover, return_exceptions=True)
+        self._threads.shutdown()
+
+    # --- execution ------------------------------------------------------------
+
+    async def _run(self, slot: _Slot) -> None:
+        result: mesh_pb2.TaskResult | None = None
+        try:
+            if slot.entry.is_async:
+                result = await self._run_async(slot)
+            else:
+                result = await self._run_sync(slot)
+        except asyncio.CancelledError:
+            if self._aborting or not slot.cancelled:
+                raise
+            # Our own cancel() asked for this; the task ends normally.
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+        finally:
+            del self._slots[slot.key]
+            if not self._slots:
+                self._idle.set()
+            send = result if not (slot.cancelled or slot.reported or self._aborting) else None
+            self._emit(send, 1)
+
+    async def _run_async(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
+        ctx = slot.ctx
+        start = time.perf_counter_ns()
+        timer = asyncio.timeout(ctx.deadline - time.monotonic()) if ctx.deadline is not None else None
+        try:
+            if timer is None:
+                value = await slot.entry.fn(ctx)
+            else:
+                async with timer:
+                    value = await slot.entry.fn(ctx)
+            # A handler that swallowed the cancellation still missed its deadline.
+            if timer is not None and timer.expired():
+                return self._deadline(slot, start)
+            output, content_type = to_output(value)
+        except TimeoutError as exc:
+            if timer is not None and timer.expired():
+                return self._deadline(slot, start)
+            return self._handler_error(slot, start, exc)
+        except Exception as exc:
+            return self._handler_error(slot, start, exc)
+        return self._success(slot, start, output, content_type)
+
+    async def _run_sync(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
+        ctx = slot.ctx
+        start = time.perf_counter_ns()
+        fut = self._threads.submit(_call_sync, slot.entry.fn, ctx)
+        # A timer rather than asyncio.wait(timeout=): most tasks carry a
+        # deadline, and a timer handle is the cheapest way to watch one.
+        timer = (
+            asyncio.get_running_loop().call_later(
+                max(0.0, ctx.deadline - time.monotonic()), self._sync_deadline, slot, start
+            )
+            if ctx.deadline is not None
+            else None
+        )
+        try:
+            output, content_type = await fut
+        except Exception as exc:
+            return None if slot.reported else self._handler_error(slot, start, exc)
+        finally:
+            if timer is not None:
+                timer.cancel()
+        return None if slot.reported else self._success(slot, start, output, content_type)
+
+    def _sync_deadline(self, slot: _Slot, start_ns: int) -> None:
+        # Report now; the slot (and its credit) stays taken until the thread
+        # returns, and whatever it returns then is discarded.
+        request_cancel(slot.ctx)
+        if slot.cancelled or slot.reported:
+            return
+        slot.reported = True
+        self._emit(self._deadline(slot, start_ns), 0)
+
+    # --- outcomes -------------------------------------------------------------
+
+    def _success(self, slot: _Slot, start_ns: int, output: bytes, content_type: str) -> mesh_pb2.TaskResult:
+        duration_us = (time.perf_counter_ns() - start_ns) // 1000
+        self.counters.succeeded += 1
+        if not slot.cancelled:
+            self.latency.observe(slot.ctx.kind, duration_us, ok=True)
+        return wire.success_to_proto(slot.key[0], slot.key[1], output, content_type, duration_us)
+
+    def _handler_error(self, slot: _Slot, start_ns: int, exc: BaseException) -> mesh_pb2.TaskResult:
+        duration_us = (time.perf_counter_ns() - start_ns) // 1000
+        self.counters.failed += 1
+        if not slot.cancelled:
+            self.latency.observe(slot.ctx.kind, duration_us, ok=False)
+        log.debug("task %s#%d failed in handler", slot.key[0], slot.key[1], exc_info=exc)
+        return wire.failure_to_proto(
+            slot.key[0], slot.key[1], f"{type(exc).__name__}: {exc}", wire.ERR_HANDLER, duration_us
+        )
+
+    def _deadline(self, slot: _Slot, start_ns: int) -> mesh_pb2.TaskResult:
+        duration_us = (time.perf_counter_ns() - start_ns) // 1000
+        self.counters.deadline_exceeded += 1
+        self.latency.observe(slot.ctx.kind, duration_us, ok=False)
+        log.debug("task %s#%d exceeded its deadline", slot.key[0], slot.key[1])
+        return wire.failure_to_proto(
+            slot.key[0],
+            slot.key[1],
+            f"deadline exceeded after {duration_us / 1000:.0f} ms",
+            wire.ERR_DEADLINE,
+            duration_us,
+        )
+
+    def _emit(self, result: mesh_pb2.TaskResult | None, credits: int) -> None:
+        try:
+            self._on_result(result, credits)
+        except Exception:
+            # The callback only queues; if it fails the stream is broken anyway
+            # and the next registration recomputes credits from free slots.
+            log.exception("result callback failed")
+
+
+def _call_sync(fn: Callable[[TaskContext], object], ctx: TaskContext) -> tuple[bytes, str]:
+    """Runs in a worker thread; converts there too so large JSON never blocks the loop."""
+    value = fn(ctx)
+    if inspect.isawaitable(value):
+        close = getattr(value, "close", None)
+        if callable(close):
+            close()
+        raise TypeError("handler returned an awaitable from a plain function; declare it with async def")
+    return to_output(value)

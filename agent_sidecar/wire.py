@@ -1,0 +1,104 @@
+"""The one place where sidecar domain values and swarmmesh.v1 messages meet."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from agent_sidecar.handlers import TaskContext
+from agent_sidecar.metrics import KindStats
+from swarmmesh.v1 import mesh_pb2, types_pb2
+
+SUCCEEDED = types_pb2.TASK_STATE_SUCCEEDED
+FAILED = types_pb2.TASK_STATE_FAILED
+
+# TaskOutcome.error_type values produced by the sidecar itself.
+ERR_HANDLER = "handler_error"
+ERR_DEADLINE = "deadline_exceeded"
+ERR_NO_HANDLER = "no_handler"
+ERR_OVER_CAPACITY = "over_capacity"
+
+# gRPC canonical codes that ResultAck.code carries.
+ACK_OK = 0
+ACK_INVALID_ARGUMENT = 3
+ACK_NOT_FOUND = 5
+ACK_PERMISSION_DENIED = 7
+ACK_FAILED_PRECONDITION = 9
+
+
+def context_from_assignment(a: mesh_pb2.Assignment, agent_id: str, received_at: float) -> TaskContext:
+    """Build the handler's view of an assignment; `received_at` is time.monotonic()."""
+    return TaskContext(
+        task_id=a.task_id,
+        attempt=a.attempt,
+        kind=a.kind,
+        payload=a.payload,
+        content_type=a.content_type,
+        tenant=a.tenant,
+        priority=a.priority,
+        # timeout_ms is "time left when sent"; measuring from receipt ignores the
+        # one-way network delay, which is small against any useful timeout.
+        deadline=received_at + a.timeout_ms / 1000.0 if a.timeout_ms > 0 else None,
+        trace_context=dict(a.trace_context),
+        agent_id=agent_id,
+        cache_key=a.cache_key,
+        dependencies=tuple(a.dependencies),
+    )
+
+
+def success_to_proto(
+    task_id: str, attempt: int, output: bytes, content_type: str, duration_us: int
+) -> mesh_pb2.TaskResult:
+    return mesh_pb2.TaskResult(
+        task_id=task_id,
+        attempt=attempt,
+        state=SUCCEEDED,
+        outcome=types_pb2.TaskOutcome(output=output, content_type=content_type, duration_us=duration_us),
+    )
+
+
+def failure_to_proto(
+    task_id: str, attempt: int, error: str, error_type: str, duration_us: int = 0
+) -> mesh_pb2.TaskResult:
+    return mesh_pb2.TaskResult(
+        task_id=task_id,
+        attempt=attempt,
+        state=FAILED,
+        outcome=types_pb2.TaskOutcome(error=error, error_type=error_type, duration_us=duration_us),
+    )
+
+
+def latencies_to_proto(stats: Mapping[str, KindStats]) -> list[types_pb2.KindLatency]:
+    return [
+        types_pb2.KindLatency(kind=kind, ewma_ms=s.ewma_ms, completed=s.completed, failed=s.failed)
+        for kind, s in sorted(stats.items())
+    ]
+
+
+def register_to_proto(
+    *,
+    agent_id: str,
+    labels: Mapping[str, int],
+    kinds: Iterable[str],
+    capacity: int,
+    version: str,
+    credits: int,
+) -> mesh_pb2.Register:
+    return mesh_pb2.Register(
+        agent_id=agent_id,
+        labels=dict(labels),
+        kinds=list(kinds),
+        capacity=capacity,
+        version=version,
+        credits=credits,
+    )
+
+
+def heartbeat_to_proto(
+    *, in_flight: int, free_slots: int, latencies: Mapping[str, KindStats], memory_rss_bytes: int
+) -> mesh_pb2.Heartbeat:
+    return mesh_pb2.Heartbeat(
+        in_flight=in_flight,
+        free_slots=free_slots,
+        latencies=latencies_to_proto(latencies),
+        memory_rss_bytes=memory_rss_bytes,
+    )
