@@ -54,7 +54,7 @@ class Proc:
         self.args = args
         self.ready_file = ready_file
         self.log_file = log_file
-        self._log = open(log_file, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(log_file, "ab")
         self.popen = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT, env=child_env(env),
                                       cwd=str(REPO))
 
