@@ -137,7 +137,7 @@ class MeshCore:
             for listener in self._listeners:
                 listener(rec)
             out.append(Submitted(task_id, False, TaskState.PENDING))
-        self.counters.submitted += len(specs)
+            self.counters.submitted += 1
         return out
 
     def get(self, task_id: str) -> TaskRecord:
@@ -154,7 +154,8 @@ class MeshCore:
         if not eligible:
             return self.registry.why_unroutable(key)
         ahead = self._queue.position(rec)
-        return f"waiting for a free slot on {len(eligible)} eligible agent(s); {ahead} task(s) ahead of it"
+        where = "over 100,000" if ahead is None else str(ahead)
+        return f"waiting for a free slot on {len(eligible)} eligible agent(s); {where} task(s) ahead of it"
 
     def list_tasks(
         self, states: Iterable[TaskState] = (), kind: str = "", tenant: str = "", agent_id: str = "", limit: int = 100
@@ -387,6 +388,12 @@ class MeshCore:
             where = "in the queue" if rec.state == TaskState.PENDING else f"on agent {rec.agent_id!r}"
             msg = f"deadline exceeded {where} ({rec.spec.timeout_ms or self.config.default_timeout_ms} ms)"
             self._finish(rec, TaskState.FAILED, Outcome(error=msg, error_type="deadline_exceeded"), now)
+        # Finished tasks leave their entries behind; with long deadlines and high
+        # throughput those would pin evicted records, so compact when mostly dead.
+        live = self._state_counts[TaskState.PENDING] + self._state_counts[TaskState.ASSIGNED]
+        if len(heap) > 2 * live + 1024:
+            self._deadlines = [e for e in heap if not e[2].state.terminal]
+            heapq.heapify(self._deadlines)
 
     def _prune(self, now: float) -> None:
         finished = self._finished

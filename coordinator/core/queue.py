@@ -24,6 +24,7 @@ class TaskQueue:
         # expired) or was re-queued under a new seq are skipped lazily.
         self._classes: dict[RouteKey, list[tuple[int, int, TaskRecord]]] = {}
         self._depth = 0
+        self._dead = 0
 
     def __len__(self) -> int:
         return self._depth
@@ -39,6 +40,22 @@ class TaskQueue:
     def discard(self, rec: TaskRecord) -> None:
         """Account for a task that left PENDING without being popped."""
         self._depth -= 1
+        self._dead += 1
+        if self._dead > self._depth + 1024:
+            self._compact()
+
+    def _compact(self) -> None:
+        # Dead entries (cancelled or expired while queued) would otherwise pin
+        # their records until their class is next dispatched, which for an
+        # unroutable class may be never.
+        for key in list(self._classes):
+            heap = [e for e in self._classes[key] if e[2].state == TaskState.PENDING]
+            if heap:
+                heapq.heapify(heap)
+                self._classes[key] = heap
+            else:
+                del self._classes[key]
+        self._dead = 0
 
     def classes(self) -> list[RouteKey]:
         return list(self._classes)
@@ -51,6 +68,7 @@ class TaskQueue:
             if rec.state == TaskState.PENDING and rec.seq == seq:
                 return rec
             heapq.heappop(heap)
+            self._dead = max(0, self._dead - 1)
         if heap is not None:
             del self._classes[key]
         return None
@@ -63,8 +81,10 @@ class TaskQueue:
         self._depth -= 1
         return rec
 
-    def position(self, rec: TaskRecord) -> int:
-        """Tasks ahead of rec in its class (an O(n) diagnostic, not for the hot path)."""
+    def position(self, rec: TaskRecord) -> int | None:
+        """Tasks ahead of rec in its class: an O(n) diagnostic, so None for huge classes."""
         heap = self._classes.get(route_key(rec), [])
+        if len(heap) > 100_000:
+            return None
         mine = (-rec.spec.priority, rec.seq)
         return sum(1 for p, s, r in heap if r.state == TaskState.PENDING and r.seq == s and (p, s) < mine)

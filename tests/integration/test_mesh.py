@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from collections import Counter
 
@@ -140,3 +141,23 @@ def test_failures_and_cancel(mesh: Mesh) -> None:
     [quick] = mesh.submit([types_pb2.TaskSpec(kind="nap", payload=b'{"ms": 10}')])
     tasks, _ = mesh.wait_all([quick], timeout=30)
     assert tasks[quick].state == SUCCEEDED
+
+
+def test_a_frozen_sidecar_loses_its_lease_and_its_late_results_are_rejected(mesh: Mesh) -> None:
+    mesh.start_coordinator("--lease-timeout-s", "2", "--heartbeat-interval-s", "0.5")
+    frozen = mesh.start_sidecar("frozen", "--capacity", "4", handler="sleepy")
+    ids = mesh.submit_json("nap", [{"ms": 1000}] * 4)
+    assert_eventually(lambda: mesh.ready_agents()["frozen"].in_flight == 4, what="frozen holds 4 tasks")
+    frozen.popen.send_signal(signal.SIGSTOP)  # alive, socket open, but silent
+    try:
+        mesh.start_sidecar("healthy", "--capacity", "4", handler="sleepy")
+        tasks, _ = mesh.wait_all(ids, timeout=60)
+    finally:
+        frozen.popen.send_signal(signal.SIGCONT)
+    assert all(t.state == SUCCEEDED and t.attempt == 2 and t.agent_id == "healthy" for t in tasks.values())
+    # Thawed, it finishes attempt 1 of each task; those results belong to a fenced
+    # session and are never recorded. The sidecar then registers afresh.
+    assert_eventually(lambda: "frozen" in mesh.ready_agents(), timeout=30, what="frozen re-registered")
+    assert_eventually(lambda: Counter(a for _, a, _ in mesh.executions())[1] == 4, what="old attempts ran")
+    assert mesh.stats().succeeded_total == 4
+    assert all(mesh.stub.GetTask(tasks_pb2.GetTaskRequest(task_id=i)).agent_id == "healthy" for i in ids)

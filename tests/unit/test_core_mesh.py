@@ -288,3 +288,13 @@ def test_listener_sees_every_transition(core: MeshCore) -> None:
     core.dispatch(0)
     core.frame("a", a.session, 1, [ok(s.task_id, 1)], credits=1)
     assert [st for _, st in seen] == [TaskState.PENDING, TaskState.ASSIGNED, TaskState.SUCCEEDED]
+
+
+def test_cancelled_and_expired_entries_do_not_pile_up(core: MeshCore) -> None:
+    ids = [s.task_id for s in core.submit([spec("nobody", timeout_ms=1) for _ in range(3000)], 0)]
+    core.cancel(ids[:2000], 0)
+    core.tick(1.0)  # the rest expire in the queue
+    assert core.queue_depth == 0
+    assert sum(len(h) for h in core._queue._classes.values()) < 1100
+    assert len(core._deadlines) < 1100
+    assert core.counters.submitted == 3000
