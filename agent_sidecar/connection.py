@@ -404,6 +404,8 @@ class ConnectionManager:
             self._session_keys.add((a.task_id, a.attempt))
             self._runner.submit(a)
         self.counters.assignments += len(frame.assignments)
+        if frame.recorded:
+            self.counters.acks_ok += frame.recorded
         if frame.acks:
             self._handle_acks(frame.acks)
         for ref in frame.cancels:

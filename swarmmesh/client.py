@@ -302,6 +302,28 @@ class AsyncClient:
             async for task in tasks:
                 yield task
 
+    async def follow(
+        self, tenant: str, *, all_updates: bool = False, omit_payloads: bool = False
+    ) -> AsyncGenerator[TaskInfo, None]:
+        """Yield updates of every task of ``tenant`` from now on, until the caller stops.
+
+        One server stream for a whole workload, with no ids needed in advance:
+        open it before submitting. Only terminal updates unless ``all_updates``.
+        """
+        call = self._ensure_stub().WatchTasks(
+            tasks_pb2.WatchTasksRequest(
+                follow_tenant=tenant, all_updates=all_updates, omit_payloads=omit_payloads
+            )
+        )
+        try:
+            async for response in call:
+                for msg in response.tasks:
+                    yield _convert.task_from_proto(msg)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from exc
+        finally:
+            call.cancel()
+
     async def _watch(self, ids: Sequence[str], omit_payloads: bool) -> AsyncGenerator[TaskInfo, None]:
         stub = self._ensure_stub()
         remaining = dict.fromkeys(ids)

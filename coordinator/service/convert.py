@@ -32,7 +32,7 @@ def wire_enum(value: int) -> Any:
 
 
 def _labels(m: object) -> tuple[tuple[str, int], ...]:
-    return tuple(sorted(m.items()))  # type: ignore[attr-defined]
+    return tuple(sorted(m.items())) if m else ()  # type: ignore[attr-defined]
 
 
 def task_spec_from_proto(p: types_pb2.TaskSpec) -> TaskSpec:
@@ -47,8 +47,8 @@ def task_spec_from_proto(p: types_pb2.TaskSpec) -> TaskSpec:
         timeout_ms=p.timeout_ms,
         idempotency_key=p.idempotency_key,
         cache_key=p.cache_key,
-        dependencies=tuple(p.dependencies),
-        trace_context=tuple(sorted(p.trace_context.items())),
+        dependencies=tuple(p.dependencies) if p.dependencies else (),
+        trace_context=tuple(sorted(p.trace_context.items())) if p.trace_context else (),
         max_attempts=p.max_attempts,
     )
 
@@ -62,36 +62,56 @@ def task_states_from_proto(values: list[int], field: str = "states") -> list[Tas
     return out
 
 
-def _ts(t: float | None, into: Timestamp) -> None:
-    if t is not None:
-        into.FromNanoseconds(int(t * 1e9))
+def _ts(t: float, into: Timestamp) -> None:
+    # Direct field writes: FromNanoseconds costs several times more, per task.
+    secs = int(t)
+    into.seconds = secs
+    into.nanos = int((t - secs) * 1e9)
 
+
+# Conversions below run once or twice per task on the hot path, so they set
+# only fields that differ from the proto defaults: an empty map update or
+# repeated extend still costs a Python-level call.
 
 def spec_to_proto(s: TaskSpec, p: types_pb2.TaskSpec, *, payload: bool = True) -> None:
     p.kind = s.kind
-    if payload:
+    if payload and s.payload:
         p.payload = s.payload
-    p.content_type = s.content_type
-    p.required_labels.update(s.required_labels)
-    p.preferred_labels.update(s.preferred_labels)
-    p.priority = s.priority
+    if s.content_type:
+        p.content_type = s.content_type
+    if s.required_labels:
+        p.required_labels.update(s.required_labels)
+    if s.preferred_labels:
+        p.preferred_labels.update(s.preferred_labels)
+    if s.priority:
+        p.priority = s.priority
     p.tenant = s.tenant
-    p.timeout_ms = s.timeout_ms
-    p.idempotency_key = s.idempotency_key
-    p.cache_key = s.cache_key
-    p.dependencies.extend(s.dependencies)
-    p.trace_context.update(s.trace_context)
-    p.max_attempts = s.max_attempts
+    if s.timeout_ms:
+        p.timeout_ms = s.timeout_ms
+    if s.idempotency_key:
+        p.idempotency_key = s.idempotency_key
+    if s.cache_key:
+        p.cache_key = s.cache_key
+    if s.dependencies:
+        p.dependencies.extend(s.dependencies)
+    if s.trace_context:
+        p.trace_context.update(s.trace_context)
+    if s.max_attempts:
+        p.max_attempts = s.max_attempts
 
 
 def outcome_to_proto(o: Outcome, p: types_pb2.TaskOutcome, *, payload: bool = True) -> None:
-    if payload:
+    if payload and o.output:
         p.output = o.output
-    p.content_type = o.content_type
-    p.error = o.error
-    p.error_type = o.error_type
-    p.duration_us = o.duration_us
-    p.cache_hit = o.cache_hit
+    if o.content_type:
+        p.content_type = o.content_type
+    if o.error:
+        p.error = o.error
+        p.error_type = o.error_type
+    if o.duration_us:
+        p.duration_us = o.duration_us
+    if o.cache_hit:
+        p.cache_hit = True
 
 
 def task_to_proto(rec: TaskRecord, *, payloads: bool = True, pending_reason: str = "") -> types_pb2.Task:
@@ -100,31 +120,34 @@ def task_to_proto(rec: TaskRecord, *, payloads: bool = True, pending_reason: str
     if rec.outcome is not None:
         outcome_to_proto(rec.outcome, p.outcome, payload=payloads)
     _ts(rec.created_at, p.created_at)
-    _ts(rec.assigned_at, p.assigned_at)
-    _ts(rec.finished_at, p.finished_at)
-    p.pending_reason = pending_reason
+    if rec.assigned_at is not None:
+        _ts(rec.assigned_at, p.assigned_at)
+    if rec.finished_at is not None:
+        _ts(rec.finished_at, p.finished_at)
+    if pending_reason:
+        p.pending_reason = pending_reason
     return p
 
 
 def assignment_to_proto(rec: TaskRecord, now: float) -> mesh_pb2.Assignment:
     s = rec.spec
-    timeout_ms = 0
+    a = mesh_pb2.Assignment(task_id=rec.task_id, attempt=rec.attempt, kind=s.kind, tenant=s.tenant)
+    if s.payload:
+        a.payload = s.payload
+    if s.content_type:
+        a.content_type = s.content_type
     if rec.deadline is not None:
         # Remaining time, not an absolute deadline: agents' clocks may differ.
-        timeout_ms = max(1, int((rec.deadline - now) * 1000))
-    return mesh_pb2.Assignment(
-        task_id=rec.task_id,
-        attempt=rec.attempt,
-        kind=s.kind,
-        payload=s.payload,
-        content_type=s.content_type,
-        timeout_ms=timeout_ms,
-        cache_key=s.cache_key,
-        dependencies=s.dependencies,
-        trace_context=dict(s.trace_context),
-        tenant=s.tenant,
-        priority=s.priority,
-    )
+        a.timeout_ms = max(1, int((rec.deadline - now) * 1000))
+    if s.cache_key:
+        a.cache_key = s.cache_key
+    if s.dependencies:
+        a.dependencies.extend(s.dependencies)
+    if s.trace_context:
+        a.trace_context.update(s.trace_context)
+    if s.priority:
+        a.priority = s.priority
+    return a
 
 
 def registration_from_proto(r: mesh_pb2.Register, peer: str) -> Registration:
@@ -140,14 +163,8 @@ def registration_from_proto(r: mesh_pb2.Register, peer: str) -> Registration:
 
 
 def _outcome_from_proto(p: types_pb2.TaskOutcome) -> Outcome:
-    return Outcome(
-        output=p.output,
-        content_type=p.content_type,
-        error=p.error,
-        error_type=p.error_type,
-        duration_us=p.duration_us,
-        cache_hit=p.cache_hit,
-    )
+    # Positional: this runs once per result.
+    return Outcome(p.output, p.content_type, p.error, p.error_type, p.duration_us, p.cache_hit)
 
 
 def results_from_proto(items: list[mesh_pb2.TaskResult]) -> list[ResultIn]:

@@ -36,6 +36,7 @@ class AgentSession:
         self._acks: list[mesh_pb2.ResultAck] = []
         self._cancels: list[mesh_pb2.TaskRef] = []
         self._drain = False
+        self._recorded = 0
         self._registered: mesh_pb2.Registered | None = None
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
@@ -55,8 +56,10 @@ class AgentSession:
         self._assignments.extend(items)
         self._kick()
 
-    def send_acks(self, items: list[mesh_pb2.ResultAck]) -> None:
-        self._acks.extend(items)
+    def send_acks(self, recorded: int, rejected: list[mesh_pb2.ResultAck]) -> None:
+        self._recorded += recorded
+        if rejected:
+            self._acks.extend(rejected)
         self._kick()
 
     def send_cancels(self, refs: list[tuple[str, int]]) -> None:
@@ -85,7 +88,8 @@ class AgentSession:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            frame = mesh_pb2.CoordinatorFrame(drain=self._drain)
+            frame = mesh_pb2.CoordinatorFrame(drain=self._drain, recorded=self._recorded)
+            self._recorded = 0
             if self._registered is not None:
                 frame.registered.CopyFrom(self._registered)
                 self._registered = None
@@ -178,7 +182,8 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
                 sess.close(STATUS[e.code], e.message)
                 return
             if acks:
-                sess.send_acks([mesh_pb2.ResultAck(task_id=a.task_id, attempt=a.attempt, code=int(a.code),
-                                                   message=a.message) for a in acks])
+                rejected = [mesh_pb2.ResultAck(task_id=a.task_id, attempt=a.attempt, code=int(a.code),
+                                               message=a.message) for a in acks if a.code]
+                sess.send_acks(len(acks) - len(rejected), rejected)
             if frame.credits or frame.draining:
                 self._c.schedule_dispatch()

@@ -79,16 +79,24 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def WatchTasks(self, request: tasks_pb2.WatchTasksRequest, context: grpc.aio.ServicerContext
                          ) -> AsyncIterator[tasks_pb2.WatchTasksResponse]:
         ids = list(dict.fromkeys(request.task_ids))
-        if not ids:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "task_ids: is empty: name at least one task")
-        if len(ids) > MAX_WATCH_IDS:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"task_ids: {len(ids)} ids, the limit per stream is {MAX_WATCH_IDS}")
-        try:
-            recs = [self._core.get(t) for t in ids]
-        except CoreError as e:
-            await context.abort(STATUS[e.code], e.message)
-        watcher = self._c.hub.subscribe(recs, all_updates=request.all_updates, payloads=not request.omit_payloads)
+        payloads = not request.omit_payloads
+        if request.follow_tenant:
+            if ids:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    "follow_tenant: give either task_ids or follow_tenant, not both")
+            watcher = self._c.hub.follow(request.follow_tenant, all_updates=request.all_updates, payloads=payloads)
+        else:
+            if not ids:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    "task_ids: is empty: name at least one task, or set follow_tenant")
+            if len(ids) > MAX_WATCH_IDS:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"task_ids: {len(ids)} ids, the limit per stream is {MAX_WATCH_IDS}")
+            try:
+                recs = [self._core.get(t) for t in ids]
+            except CoreError as e:
+                await context.abort(STATUS[e.code], e.message)
+            watcher = self._c.hub.subscribe(recs, all_updates=request.all_updates, payloads=payloads)
         try:
             while True:
                 await watcher.event.wait()

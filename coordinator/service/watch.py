@@ -19,6 +19,8 @@ class Watcher:
         self.all_updates = all_updates
         self.payloads = payloads
         self.remaining: set[str] = set()
+        # Tenant followed (WatchHub.follow), or "" for a watcher of fixed ids.
+        self.following = ""
         # Terminal records are final, so they are serialised lazily when sent;
         # intermediate updates are serialised at once, before they change again.
         self._buffer: list[TaskRecord | types_pb2.Task] = []
@@ -40,14 +42,20 @@ class Watcher:
 
     @property
     def done(self) -> bool:
-        return not self.remaining and not self._buffer
+        return not self.following and not self.remaining and not self._buffer
 
 
 class WatchHub:
     def __init__(self) -> None:
         self._by_task: dict[str, list[Watcher]] = {}
+        self._by_tenant: dict[str, list[Watcher]] = {}
 
     def on_change(self, rec: TaskRecord) -> None:
+        if self._by_tenant:
+            followers = self._by_tenant.get(rec.spec.tenant)
+            if followers is not None:
+                for w in followers:
+                    w.push(rec)
         watchers = self._by_task.get(rec.task_id)
         if watchers is None:
             return
@@ -55,6 +63,13 @@ class WatchHub:
             w.push(rec)
         if rec.state.terminal:
             del self._by_task[rec.task_id]
+
+    def follow(self, tenant: str, *, all_updates: bool, payloads: bool) -> Watcher:
+        """A watcher of every future update of a tenant's tasks; it is never done."""
+        w = Watcher(all_updates, payloads)
+        w.following = tenant
+        self._by_tenant.setdefault(tenant, []).append(w)
+        return w
 
     def subscribe(self, recs: Iterable[TaskRecord], *, all_updates: bool, payloads: bool) -> Watcher:
         w = Watcher(all_updates, payloads)
@@ -68,6 +83,12 @@ class WatchHub:
         return w
 
     def unsubscribe(self, w: Watcher) -> None:
+        if w.following:
+            followers = self._by_tenant.get(w.following, [])
+            if w in followers:
+                followers.remove(w)
+            if not followers:
+                self._by_tenant.pop(w.following, None)
         for task_id in w.remaining:
             watchers = self._by_task.get(task_id)
             if watchers is None:

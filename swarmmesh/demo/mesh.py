@@ -42,8 +42,10 @@ class _State(enum.Enum):
     STOPPED = "stopped"
 
 
-def coordinator_command(ready_file: Path, *, python: str = sys.executable) -> list[str]:
-    return [python, "-m", "coordinator", "--listen", "127.0.0.1:0", "--ready-file", str(ready_file)]
+def coordinator_command(
+    ready_file: Path, *, python: str = sys.executable, extra: Sequence[str] = ()
+) -> list[str]:
+    return [python, "-m", "coordinator", "--listen", "127.0.0.1:0", "--ready-file", str(ready_file), *extra]
 
 
 def sidecar_command(
@@ -156,10 +158,12 @@ class LocalMesh:
         *,
         handler: str = DEFAULT_HANDLER,
         log: Callable[[str], None] = lambda _msg: None,
+        coordinator_args: Sequence[str] = (),
     ) -> None:
         self.workdir = workdir
         self.agents = tuple(agents)
         self.handler = handler
+        self.coordinator_args = tuple(coordinator_args)
         self._log = log
         self._state = _State.NEW
         self._coordinator: _Child | None = None
@@ -171,6 +175,13 @@ class LocalMesh:
         if not self._address:
             raise RuntimeError("the mesh is not running")
         return self._address
+
+    def pids(self) -> dict[str, int]:
+        """Process ids by name ("coordinator" and each agent id), for resource accounting."""
+        out = {c.name: c.proc.pid for c in self._sidecars}
+        if self._coordinator is not None:
+            out["coordinator"] = self._coordinator.proc.pid
+        return out
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -191,7 +202,9 @@ class LocalMesh:
         self._state = _State.STARTING
         deadline = time.monotonic() + startup_timeout
         ready = self.workdir / "coordinator.json"
-        self._coordinator = _Child("coordinator", coordinator_command(ready), self.workdir)
+        self._coordinator = _Child(
+            "coordinator", coordinator_command(ready, extra=self.coordinator_args), self.workdir
+        )
         info = await self._await_ready_file(ready, self._coordinator, deadline)
         self._address = str(info["address"])
         self._log(

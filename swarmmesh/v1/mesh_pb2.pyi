@@ -71,18 +71,20 @@ class TaskResult(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_types_pb2.TaskState, str]] = ..., outcome: _Optional[_Union[_types_pb2.TaskOutcome, _Mapping]] = ...) -> None: ...
 
 class CoordinatorFrame(_message.Message):
-    __slots__ = ("registered", "assignments", "acks", "cancels", "drain")
+    __slots__ = ("registered", "assignments", "acks", "cancels", "drain", "recorded")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     ACKS_FIELD_NUMBER: _ClassVar[int]
     CANCELS_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
     acks: _containers.RepeatedCompositeFieldContainer[ResultAck]
     cancels: _containers.RepeatedCompositeFieldContainer[TaskRef]
     drain: bool
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., acks: _Optional[_Iterable[_Union[ResultAck, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ..., drain: _Optional[bool] = ...) -> None: ...
+    recorded: int
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., acks: _Optional[_Iterable[_Union[ResultAck, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ..., drain: _Optional[bool] = ..., recorded: _Optional[int] = ...) -> None: ...
 
 class Registered(_message.Message):
     __slots__ = ("agent_id", "session", "heartbeat_interval_ms", "lease_timeout_ms")

@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmmesh.v1 import types_pb2 as swarmmesh_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18swarmmesh/v1/tasks.proto\x12\x0cswarmmesh.v1\x1a\x18swarmmesh/v1/types.proto\";\n\x12SubmitTasksRequest\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.swarmmesh.v1.TaskSpec\"A\n\x13SubmitTasksResponse\x12*\n\x05tasks\x18\x01 \x03(\x0b\x32\x1b.swarmmesh.v1.SubmittedTask\"^\n\rSubmittedTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.swarmmesh.v1.TaskState\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"z\n\x10ListTasksRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.swarmmesh.v1.TaskState\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\"E\n\x11ListTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\x12\r\n\x05total\x18\x02 \x01(\x04\"Q\n\x11WatchTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x13\n\x0b\x61ll_updates\x18\x02 \x01(\x08\x12\x15\n\romit_payloads\x18\x03 \x01(\x08\"7\n\x12WatchTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\"&\n\x12\x43\x61ncelTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\"8\n\x13\x43\x61ncelTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\")\n\x11ListAgentsRequest\x12\x14\n\x0cinclude_gone\x18\x01 \x01(\x08\"9\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.swarmmesh.v1.Agent\"%\n\x11\x44rainAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x11\n\x0fGetStatsRequest\"\xfa\x03\n\x0c\x43lusterStats\x12\x44\n\x0etasks_by_state\x18\x01 \x03(\x0b\x32,.swarmmesh.v1.ClusterStats.TasksByStateEntry\x12\x13\n\x0bqueue_depth\x18\x02 \x01(\x04\x12\x14\n\x0c\x61gents_ready\x18\x03 \x01(\r\x12\x17\n\x0f\x61gents_draining\x18\x04 \x01(\r\x12\x16\n\x0e\x63\x61pacity_total\x18\x05 \x01(\x04\x12\x11\n\tin_flight\x18\x06 \x01(\x04\x12\x17\n\x0fsubmitted_total\x18\x07 \x01(\x04\x12\x17\n\x0fsucceeded_total\x18\x08 \x01(\x04\x12\x14\n\x0c\x66\x61iled_total\x18\t \x01(\x04\x12\x17\n\x0f\x63\x61ncelled_total\x18\n \x01(\x04\x12\x1b\n\x13stale_results_total\x18\x0b \x01(\x04\x12\x18\n\x10reassigned_total\x18\x0c \x01(\x04\x12\x1a\n\x12\x64\x65\x64uplicated_total\x18\r \x01(\x04\x12\x15\n\revicted_total\x18\x0e \x01(\x04\x12\x10\n\x08uptime_s\x18\x0f \x01(\x01\x12#\n\x06\x61gents\x18\x10 \x03(\x0b\x32\x13.swarmmesh.v1.Agent\x1a\x33\n\x11TasksByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xef\x04\n\x0bTaskService\x12R\n\x0bSubmitTasks\x12 .swarmmesh.v1.SubmitTasksRequest\x1a!.swarmmesh.v1.SubmitTasksResponse\x12;\n\x07GetTask\x12\x1c.swarmmesh.v1.GetTaskRequest\x1a\x12.swarmmesh.v1.Task\x12L\n\tListTasks\x12\x1e.swarmmesh.v1.ListTasksRequest\x1a\x1f.swarmmesh.v1.ListTasksResponse\x12Q\n\nWatchTasks\x12\x1f.swarmmesh.v1.WatchTasksRequest\x1a .swarmmesh.v1.WatchTasksResponse0\x01\x12R\n\x0b\x43\x61ncelTasks\x12 .swarmmesh.v1.CancelTasksRequest\x1a!.swarmmesh.v1.CancelTasksResponse\x12O\n\nListAgents\x12\x1f.swarmmesh.v1.ListAgentsRequest\x1a .swarmmesh.v1.ListAgentsResponse\x12\x42\n\nDrainAgent\x12\x1f.swarmmesh.v1.DrainAgentRequest\x1a\x13.swarmmesh.v1.Agent\x12\x45\n\x08GetStats\x12\x1d.swarmmesh.v1.GetStatsRequest\x1a\x1a.swarmmesh.v1.ClusterStatsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18swarmmesh/v1/tasks.proto\x12\x0cswarmmesh.v1\x1a\x18swarmmesh/v1/types.proto\";\n\x12SubmitTasksRequest\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.swarmmesh.v1.TaskSpec\"A\n\x13SubmitTasksResponse\x12*\n\x05tasks\x18\x01 \x03(\x0b\x32\x1b.swarmmesh.v1.SubmittedTask\"^\n\rSubmittedTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.swarmmesh.v1.TaskState\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"z\n\x10ListTasksRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.swarmmesh.v1.TaskState\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\"E\n\x11ListTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\x12\r\n\x05total\x18\x02 \x01(\x04\"h\n\x11WatchTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x13\n\x0b\x61ll_updates\x18\x02 \x01(\x08\x12\x15\n\romit_payloads\x18\x03 \x01(\x08\x12\x15\n\rfollow_tenant\x18\x04 \x01(\t\"7\n\x12WatchTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\"&\n\x12\x43\x61ncelTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\"8\n\x13\x43\x61ncelTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\")\n\x11ListAgentsRequest\x12\x14\n\x0cinclude_gone\x18\x01 \x01(\x08\"9\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.swarmmesh.v1.Agent\"%\n\x11\x44rainAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x11\n\x0fGetStatsRequest\"\xfa\x03\n\x0c\x43lusterStats\x12\x44\n\x0etasks_by_state\x18\x01 \x03(\x0b\x32,.swarmmesh.v1.ClusterStats.TasksByStateEntry\x12\x13\n\x0bqueue_depth\x18\x02 \x01(\x04\x12\x14\n\x0c\x61gents_ready\x18\x03 \x01(\r\x12\x17\n\x0f\x61gents_draining\x18\x04 \x01(\r\x12\x16\n\x0e\x63\x61pacity_total\x18\x05 \x01(\x04\x12\x11\n\tin_flight\x18\x06 \x01(\x04\x12\x17\n\x0fsubmitted_total\x18\x07 \x01(\x04\x12\x17\n\x0fsucceeded_total\x18\x08 \x01(\x04\x12\x14\n\x0c\x66\x61iled_total\x18\t \x01(\x04\x12\x17\n\x0f\x63\x61ncelled_total\x18\n \x01(\x04\x12\x1b\n\x13stale_results_total\x18\x0b \x01(\x04\x12\x18\n\x10reassigned_total\x18\x0c \x01(\x04\x12\x1a\n\x12\x64\x65\x64uplicated_total\x18\r \x01(\x04\x12\x15\n\revicted_total\x18\x0e \x01(\x04\x12\x10\n\x08uptime_s\x18\x0f \x01(\x01\x12#\n\x06\x61gents\x18\x10 \x03(\x0b\x32\x13.swarmmesh.v1.Agent\x1a\x33\n\x11TasksByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\x32\xef\x04\n\x0bTaskService\x12R\n\x0bSubmitTasks\x12 .swarmmesh.v1.SubmitTasksRequest\x1a!.swarmmesh.v1.SubmitTasksResponse\x12;\n\x07GetTask\x12\x1c.swarmmesh.v1.GetTaskRequest\x1a\x12.swarmmesh.v1.Task\x12L\n\tListTasks\x12\x1e.swarmmesh.v1.ListTasksRequest\x1a\x1f.swarmmesh.v1.ListTasksResponse\x12Q\n\nWatchTasks\x12\x1f.swarmmesh.v1.WatchTasksRequest\x1a .swarmmesh.v1.WatchTasksResponse0\x01\x12R\n\x0b\x43\x61ncelTasks\x12 .swarmmesh.v1.CancelTasksRequest\x1a!.swarmmesh.v1.CancelTasksResponse\x12O\n\nListAgents\x12\x1f.swarmmesh.v1.ListAgentsRequest\x1a .swarmmesh.v1.ListAgentsResponse\x12\x42\n\nDrainAgent\x12\x1f.swarmmesh.v1.DrainAgentRequest\x1a\x13.swarmmesh.v1.Agent\x12\x45\n\x08GetStats\x12\x1d.swarmmesh.v1.GetStatsRequest\x1a\x1a.swarmmesh.v1.ClusterStatsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -47,25 +47,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTTASKSRESPONSE']._serialized_start=451
   _globals['_LISTTASKSRESPONSE']._serialized_end=520
   _globals['_WATCHTASKSREQUEST']._serialized_start=522
-  _globals['_WATCHTASKSREQUEST']._serialized_end=603
-  _globals['_WATCHTASKSRESPONSE']._serialized_start=605
-  _globals['_WATCHTASKSRESPONSE']._serialized_end=660
-  _globals['_CANCELTASKSREQUEST']._serialized_start=662
-  _globals['_CANCELTASKSREQUEST']._serialized_end=700
-  _globals['_CANCELTASKSRESPONSE']._serialized_start=702
-  _globals['_CANCELTASKSRESPONSE']._serialized_end=758
-  _globals['_LISTAGENTSREQUEST']._serialized_start=760
-  _globals['_LISTAGENTSREQUEST']._serialized_end=801
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=803
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=860
-  _globals['_DRAINAGENTREQUEST']._serialized_start=862
-  _globals['_DRAINAGENTREQUEST']._serialized_end=899
-  _globals['_GETSTATSREQUEST']._serialized_start=901
-  _globals['_GETSTATSREQUEST']._serialized_end=918
-  _globals['_CLUSTERSTATS']._serialized_start=921
-  _globals['_CLUSTERSTATS']._serialized_end=1427
-  _globals['_CLUSTERSTATS_TASKSBYSTATEENTRY']._serialized_start=1376
-  _globals['_CLUSTERSTATS_TASKSBYSTATEENTRY']._serialized_end=1427
-  _globals['_TASKSERVICE']._serialized_start=1430
-  _globals['_TASKSERVICE']._serialized_end=2053
+  _globals['_WATCHTASKSREQUEST']._serialized_end=626
+  _globals['_WATCHTASKSRESPONSE']._serialized_start=628
+  _globals['_WATCHTASKSRESPONSE']._serialized_end=683
+  _globals['_CANCELTASKSREQUEST']._serialized_start=685
+  _globals['_CANCELTASKSREQUEST']._serialized_end=723
+  _globals['_CANCELTASKSRESPONSE']._serialized_start=725
+  _globals['_CANCELTASKSRESPONSE']._serialized_end=781
+  _globals['_LISTAGENTSREQUEST']._serialized_start=783
+  _globals['_LISTAGENTSREQUEST']._serialized_end=824
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=826
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=883
+  _globals['_DRAINAGENTREQUEST']._serialized_start=885
+  _globals['_DRAINAGENTREQUEST']._serialized_end=922
+  _globals['_GETSTATSREQUEST']._serialized_start=924
+  _globals['_GETSTATSREQUEST']._serialized_end=941
+  _globals['_CLUSTERSTATS']._serialized_start=944
+  _globals['_CLUSTERSTATS']._serialized_end=1450
+  _globals['_CLUSTERSTATS_TASKSBYSTATEENTRY']._serialized_start=1399
+  _globals['_CLUSTERSTATS_TASKSBYSTATEENTRY']._serialized_end=1450
+  _globals['_TASKSERVICE']._serialized_start=1453
+  _globals['_TASKSERVICE']._serialized_end=2076
 # @@protoc_insertion_point(module_scope)

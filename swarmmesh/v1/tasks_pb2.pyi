@@ -58,14 +58,16 @@ class ListTasksResponse(_message.Message):
     def __init__(self, tasks: _Optional[_Iterable[_Union[_types_pb2.Task, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
 
 class WatchTasksRequest(_message.Message):
-    __slots__ = ("task_ids", "all_updates", "omit_payloads")
+    __slots__ = ("task_ids", "all_updates", "omit_payloads", "follow_tenant")
     TASK_IDS_FIELD_NUMBER: _ClassVar[int]
     ALL_UPDATES_FIELD_NUMBER: _ClassVar[int]
     OMIT_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
+    FOLLOW_TENANT_FIELD_NUMBER: _ClassVar[int]
     task_ids: _containers.RepeatedScalarFieldContainer[str]
     all_updates: bool
     omit_payloads: bool
-    def __init__(self, task_ids: _Optional[_Iterable[str]] = ..., all_updates: _Optional[bool] = ..., omit_payloads: _Optional[bool] = ...) -> None: ...
+    follow_tenant: str
+    def __init__(self, task_ids: _Optional[_Iterable[str]] = ..., all_updates: _Optional[bool] = ..., omit_payloads: _Optional[bool] = ..., follow_tenant: _Optional[str] = ...) -> None: ...
 
 class WatchTasksResponse(_message.Message):
     __slots__ = ("tasks",)

@@ -104,7 +104,8 @@ class TaskServiceServicer:
 
     def WatchTasks(self, request, context):
         """Streams batches of task updates until every watched task is terminal.
-        Tasks already terminal are sent at once.
+        Tasks already terminal are sent at once. With follow_tenant, streams
+        until cancelled.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -68,3 +68,16 @@ def test_already_finished_tasks_are_delivered_at_once() -> None:
     w = hub.subscribe([core.get(s.task_id)], all_updates=False, payloads=True)
     [t] = w.take()
     assert t.state == TaskState.CANCELLED and w.done
+
+
+def test_tenant_follower_sees_only_its_tenant_and_never_ends() -> None:
+    core, hub, session = _core_with_hub()
+    w = hub.follow("blue", all_updates=False, payloads=True)
+    subs = core.submit([TaskSpec("k", tenant="blue"), TaskSpec("k", tenant="red")], 0)
+    core.dispatch(0)
+    core.frame("a", session, 1, [ResultIn(s.task_id, 1, TaskState.SUCCEEDED, Outcome()) for s in subs])
+    assert [t.task_id for t in w.take()] == [subs[0].task_id]
+    assert not w.done
+    hub.unsubscribe(w)
+    core.submit([TaskSpec("k", tenant="blue")], 2)
+    assert w.take() == []
