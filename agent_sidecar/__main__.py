@@ -20,6 +20,7 @@ from agent_sidecar.config import SidecarConfig, build_parser, from_namespace
 from agent_sidecar.connection import SessionInfo
 from agent_sidecar.handlers import HandlerLoadError
 from agent_sidecar.sidecar import Sidecar
+from swarmmesh import eventloop
 
 log = logging.getLogger("agent_sidecar")
 
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log_level_number,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    code, busy_threads = asyncio.run(_serve(config, ns.ready_file))
+    code, busy_threads = eventloop.run(_serve(config, ns.ready_file))
     if busy_threads:
         # Handler threads are daemons: the process exits without them.
         log.warning("exiting with %d handler call(s) still running", busy_threads)

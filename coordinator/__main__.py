@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from coordinator.config import CoordinatorConfig
 from coordinator.server import Coordinator
+from swarmmesh import eventloop
 
 
 async def _serve(cfg: CoordinatorConfig) -> None:
@@ -38,7 +39,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = CoordinatorConfig.from_args(argv)
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        asyncio.run(_serve(cfg))
+        eventloop.run(_serve(cfg))
     except OSError as e:
         print(f"swarmmesh coordinator: {e}", file=sys.stderr)
         return 1

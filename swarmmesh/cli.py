@@ -38,6 +38,7 @@ EXIT_INTERRUPTED = 130
 DELEGATES: dict[str, tuple[str, str]] = {
     "coordinator": ("coordinator.__main__", "run the coordinator server"),
     "sidecar": ("agent_sidecar.__main__", "run an agent sidecar"),
+    "bench": ("bench.__main__", "run the benchmark suite (W1 throughput, W2 latency, W3 many agents)"),
 }
 # Global options that may precede a delegated subcommand: option -> takes a value.
 _GLOBAL_OPTIONS = {"--coordinator": True, "--rpc-timeout": True, "--json": False}

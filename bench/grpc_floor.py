@@ -1,0 +1,96 @@
+"""What gRPC in Python costs by itself on this machine, measured in the same run:
+the floor under the mesh's own figures.
+
+- unary round trip between two processes through grpc.aio (an empty health check);
+- server CPU per inbound stream message, many streams at a steady rate (a
+  servicer that only reads).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import grpc
+import psutil
+from grpc_health.v1 import _async as health_aio
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from bench.stats import latency_summary_ms
+from swarmmesh.v1 import mesh_pb2_grpc
+
+
+class _ReadOnly(mesh_pb2_grpc.MeshServiceServicer):
+    async def Connect(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
+        while await context.read() is not grpc.aio.EOF:
+            pass
+
+
+async def _serve(port_file: Path) -> None:
+    server = grpc.aio.server(options=[("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+                                      ("grpc.http2.max_ping_strikes", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health_aio.HealthServicer(), server)
+    mesh_pb2_grpc.add_MeshServiceServicer_to_server(_ReadOnly(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    port_file.write_text(str(port))
+    await server.wait_for_termination()
+
+
+def _start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port_file = workdir / "floor.port"
+    proc = subprocess.Popen([sys.executable, "-m", "bench.grpc_floor", str(port_file)])
+    deadline = time.monotonic() + 30
+    while not port_file.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("floor server did not start")
+        time.sleep(0.05)
+    time.sleep(0.05)
+    return proc, int(port_file.read_text())
+
+
+async def run(workdir: Path, *, rounds: int = 2000, streams: int = 0, window_s: float = 5.0) -> dict[str, Any]:
+    proc, port = _start_server(workdir)
+    out: dict[str, Any] = {}
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:
+            stub = health_pb2_grpc.HealthStub(ch)
+            req = health_pb2.HealthCheckRequest()
+            for _ in range(200):
+                await stub.Check(req)
+            samples = []
+            for _ in range(rounds):
+                t0 = time.perf_counter()
+                await stub.Check(req)
+                samples.append(time.perf_counter() - t0)
+            out["unary_rtt"] = latency_summary_ms(samples)
+        if streams:
+            fleet = [subprocess.Popen([sys.executable, "-m", "bench.fleet", "--coordinator", f"127.0.0.1:{port}",
+                                       "--agents", str(streams // 4), "--prefix", f"floor{i}-",
+                                       "--out", str(workdir / f"floor-{i}.json")],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(4)]
+            try:
+                await asyncio.sleep(max(5.0, streams / 1000))  # connect and settle into the 1 Hz rhythm
+                server = psutil.Process(proc.pid)
+                c0 = sum(server.cpu_times()[:2])
+                await asyncio.sleep(window_s)
+                cpu = (sum(server.cpu_times()[:2]) - c0) / window_s
+                out["stream_messages_per_s"] = streams
+                out["server_cpu_percent"] = cpu * 100
+                out["server_cpu_us_per_message"] = cpu / streams * 1e6
+            finally:
+                for f in fleet:
+                    f.kill()
+                    f.wait()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    return out
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(Path(sys.argv[1])))

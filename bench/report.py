@@ -1,0 +1,87 @@
+"""Medians across runs, and the table a person reads."""
+
+from __future__ import annotations
+
+import statistics
+from typing import Any
+
+
+def summarize(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Median of every numeric leaf across runs (same shape as one run)."""
+
+    def merge(values: list[Any]) -> Any:
+        first = values[0]
+        if isinstance(first, dict):
+            return {k: merge([v[k] for v in values if isinstance(v, dict) and k in v]) for k in first}
+        if isinstance(first, bool) or not isinstance(first, int | float):
+            return first
+        return statistics.median(values)
+
+    return dict(merge(runs))
+
+
+def _fmt(v: float, unit: str = "") -> str:
+    if v != v:  # NaN
+        return "-"
+    if abs(v) >= 1000:
+        return f"{v:,.0f}{unit}"
+    return f"{v:.2f}{unit}" if abs(v) < 10 else f"{v:.1f}{unit}"
+
+
+def render(results: dict[str, Any]) -> str:
+    w = results["workloads"]
+    m = results["machine"]
+    lines = [f"swarmmesh bench: {m['cpus_logical']} logical CPUs, python {results['versions']['python']}, "
+             f"grpcio {results['versions'].get('grpcio', '?')}, loop {results['versions']['event_loop']}; "
+             f"medians of {results['runs']} run(s)", ""]
+    rows: list[tuple[str, str, str]] = []
+    if "w1" in w:
+        r = w["w1"]["median"]
+        roles = ", ".join(f"{k} {_fmt(v)}" for k, v in r["cpu_us_per_task_by_role"].items())
+        rows.append(("W1 throughput", f"{_fmt(r['tasks_per_s'])} tasks/s",
+                     f"{r['tasks']} no-op tasks, {r['sidecars']} sidecars"))
+        rows.append(("W1 CPU per task", f"{_fmt(r['cpu_us_per_task'])} us", f"all processes ({roles})"))
+    if "seq" in w:
+        r = w["seq"]["median"]["latency"]
+        rows.append(("sequential round trip", f"p50 {_fmt(r['p50_ms'])} / p99 {_fmt(r['p99_ms'])} ms",
+                     "submit, wait, repeat"))
+    if "w2" in w:
+        r = w["w2"]["median"]
+        lat = r["latency"]
+        rows.append(("W2 open loop", f"p50 {_fmt(lat['p50_ms'])} / p99 {_fmt(lat['p99_ms'])} / "
+                     f"p99.9 {_fmt(lat['p999_ms'])} ms",
+                     f"{_fmt(r['rate_per_s'])} tasks/s Poisson for {r['duration_s']:.0f} s, from intended send"))
+    if "w3" in w:
+        r = w["w3"]["median"]
+        rows.append(("W3 heartbeats", f"{_fmt(r['coordinator_cpu_percent_heartbeats'])} % CPU, "
+                     f"{r['coordinator_rss_bytes'] / 2**20:.0f} MiB RSS",
+                     f"coordinator with {r['agents_ready']:.0f} agents at {1 / r['heartbeat_s']:.0f} Hz"))
+        lat = r["assignment_latency"]
+        rows.append(("W3 assignment", f"p50 {_fmt(lat['p50_ms'])} / p99 {_fmt(lat['p99_ms'])} ms",
+                     f"submit to agent at {_fmt(r['task_rate_per_s'])} tasks/s"))
+    if "floor" in w:
+        r = w["floor"]["median"]
+        rows.append(("gRPC floor: unary RTT", f"p50 {_fmt(r['unary_rtt']['p50_ms'])} ms",
+                     "empty grpc.aio call between two processes"))
+        if "server_cpu_us_per_message" in r:
+            rows.append(("gRPC floor: stream msg", f"{_fmt(r['server_cpu_us_per_message'])} us CPU",
+                         f"read-only server, {r['stream_messages_per_s']:.0f} streams at 1 Hz"))
+    d = w.get("dask")
+    if d and "median" in d:
+        r = d["median"]
+        rows.append(("Dask W1 throughput", f"{_fmt(r['tasks_per_s'])} tasks/s",
+                     f"distributed {r['version']}, {r['workers']} worker processes"))
+        rows.append(("Dask CPU per task", f"{_fmt(r['cpu_us_per_task'])} us", "scheduler, workers, client"))
+        lat = r["sequential"]["latency"]
+        rows.append(("Dask sequential", f"p50 {_fmt(lat['p50_ms'])} / p99 {_fmt(lat['p99_ms'])} ms", ""))
+        if "w1" in w:
+            rows.append(("ratio W1 swarmmesh/Dask", f"{w['w1']['median']['tasks_per_s'] / r['tasks_per_s']:.1f}x",
+                         "same machine, same run"))
+        if "seq" in w:
+            ratio = lat["p50_ms"] / w["seq"]["median"]["latency"]["p50_ms"]
+            rows.append(("ratio sequential p50 Dask/swarmmesh", f"{ratio:.1f}x", ""))
+    elif d:
+        rows.append(("Dask", "skipped", d.get("skipped", "")))
+    width = [max(len(r[i]) for r in rows) for i in range(2)] if rows else [0, 0]
+    lines += [f"{a:<{width[0]}}  {b:<{width[1]}}  {c}" for a, b, c in rows]
+    return "\n".join(lines)

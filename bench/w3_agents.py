@@ -1,0 +1,120 @@
+"""W3: thousands of connected agents heartbeating at 1 Hz, light task load.
+
+Simulated agents come from `bench.fleet` processes (many streams per
+process). Figures: the coordinator's CPU % and RSS with heartbeats alone,
+then the assignment latency (client submit -> agent receives) at a light
+open-loop task rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench.fleet import SUBMIT_TIME
+from bench.mesh import bench_mesh
+from bench.stats import latency_summary_ms
+from swarmmesh.client import AsyncClient
+
+
+def _fleet(address: str, agents: int, index: int, workdir: Path, heartbeat_s: float) -> subprocess.Popen[bytes]:
+    log = (workdir / f"fleet-{index}.log").open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.fleet", "--coordinator", address, "--agents", str(agents),
+         "--prefix", f"f{index}-", "--heartbeat-s", str(heartbeat_s),
+         "--ready-file", str(workdir / f"fleet-{index}.ready"), "--out", str(workdir / f"fleet-{index}.json")],
+        stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+
+
+async def _wait_files(paths: list[Path], procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a fleet process exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("fleet processes did not connect in time")
+        await asyncio.sleep(0.2)
+
+
+async def _light_load(client: AsyncClient, rate: float, duration_s: float) -> int:
+    rng = random.Random(3)
+    start = time.perf_counter()
+    t = 0.0
+    sent = 0
+    pending: set[asyncio.Task[str]] = set()
+    while True:
+        t += rng.expovariate(rate)
+        if t >= duration_s:
+            break
+        delay = start + t - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        task = asyncio.create_task(client.submit("noop", SUBMIT_TIME.pack(time.time())))
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+        sent += 1
+    await asyncio.gather(*pending)
+    return sent
+
+
+async def run(workdir: Path, *, agents: int = 5000, processes: int = 4, heartbeat_s: float = 1.0,
+              window_s: float = 10.0, rate: float = 200.0, load_s: float = 10.0) -> dict[str, Any]:
+    async with bench_mesh(workdir, 0, 1) as mesh:
+        coord = psutil.Process(mesh.pids()["coordinator"])
+        rss_before = coord.memory_info().rss
+        per = [agents // processes + (1 if i < agents % processes else 0) for i in range(processes)]
+        fleets = [_fleet(mesh.address, n, i, workdir, heartbeat_s) for i, n in enumerate(per)]
+        try:
+            t0 = time.monotonic()
+            await _wait_files([workdir / f"fleet-{i}.ready" for i in range(processes)], fleets, 180)
+            connect_s = time.monotonic() - t0
+            async with AsyncClient(mesh.address, timeout=60) as client:
+                ready = sum(1 for a in await client.agents())
+                await asyncio.sleep(heartbeat_s * 2)  # every agent into its heartbeat rhythm
+                c0 = sum(coord.cpu_times()[:2])
+                await asyncio.sleep(window_s)
+                hb_cpu = (sum(coord.cpu_times()[:2]) - c0) / window_s * 100
+                rss = coord.memory_info().rss
+                c0 = sum(coord.cpu_times()[:2])
+                sent = await _light_load(client, rate, load_s)
+                await asyncio.sleep(1.0)  # stragglers
+                load_cpu = (sum(coord.cpu_times()[:2]) - c0) / (load_s + 1.0) * 100
+        finally:
+            for f in fleets:
+                f.send_signal(signal.SIGTERM)
+            for f in fleets:
+                try:
+                    f.wait(60)
+                except subprocess.TimeoutExpired:
+                    f.kill()
+    latencies: list[float] = []
+    heartbeats = 0
+    for i in range(processes):
+        report = json.loads((workdir / f"fleet-{i}.json").read_text())
+        latencies += report["latencies_s"]
+        heartbeats += report["heartbeats"]
+    return {
+        "agents": agents,
+        "agents_ready": ready,
+        "fleet_processes": processes,
+        "connect_s": connect_s,
+        "heartbeat_s": heartbeat_s,
+        "coordinator_cpu_percent_heartbeats": hb_cpu,
+        "coordinator_rss_bytes": rss,
+        "coordinator_rss_bytes_before_agents": rss_before,
+        "task_rate_per_s": rate,
+        "tasks_sent": sent,
+        "tasks_assigned": len(latencies),
+        "coordinator_cpu_percent_under_load": load_cpu,
+        "assignment_latency": latency_summary_ms(latencies),
+    }
