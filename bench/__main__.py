@@ -65,7 +65,7 @@ def _plan(ns: argparse.Namespace) -> dict[str, Callable[[Path], Any]]:
                                              load_s=1.0 if smoke else 10.0)
     if "floor" in ns.workloads:
         plan["floor"] = lambda d: grpc_floor.run(d, rounds=200 if smoke else 2000,
-                                                 streams=0 if smoke else min(ns.w3_agents, 2000))
+                                                 streams=0 if smoke else ns.w3_agents)
     return plan
 
 

@@ -17,6 +17,7 @@ import json
 import random
 import signal
 import struct
+import sys
 import time
 from pathlib import Path
 
@@ -37,8 +38,22 @@ class FakeAgent:
         self._latencies = latencies
         self._registered = registered
         self.heartbeats = 0
+        self.failures = 0
 
     async def run(self) -> None:
+        """Keep one stream up, reconnecting after a failure, as a real sidecar does."""
+        while True:
+            try:
+                await self._stream()
+                return
+            except grpc.aio.AioRpcError as e:
+                self.failures += 1
+                if self.failures <= 3:
+                    print(f"{self.agent_id}: stream failed ({e.code().name}: {e.details()}); retrying",
+                          file=sys.stderr, flush=True)
+                await asyncio.sleep(random.uniform(0.05, 0.5))
+
+    async def _stream(self) -> None:
         call = self._stub.Connect()
         await call.write(mesh_pb2.SidecarFrame(register=mesh_pb2.Register(
             agent_id=self.agent_id, capacity=4, credits=4, version="fleet")))
@@ -99,7 +114,8 @@ async def main_async(ns: argparse.Namespace) -> None:
     for c in channels:
         await c.close()
     Path(ns.out).write_text(json.dumps({"latencies_s": latencies,
-                                        "heartbeats": sum(a.heartbeats for a in agents)}))
+                                        "heartbeats": sum(a.heartbeats for a in agents),
+                                        "stream_failures": sum(a.failures for a in agents)}))
 
 
 def main() -> None:
