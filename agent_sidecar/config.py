@@ -21,6 +21,7 @@ exactly what the sidecar uses.
 | register_timeout_s    | --register-timeout        | SWARMMESH_REGISTER_TIMEOUT      |
 | drain_timeout_s       | --drain-timeout           | SWARMMESH_DRAIN_TIMEOUT         |
 | log_level             | --log-level               | SWARMMESH_LOG_LEVEL             |
+| cache                 | --cache-*, --no-cache     | SWARMMESH_CACHE_* (cache_config)|
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from agent_sidecar import cache_config
+from agent_sidecar.cache_config import CacheConfig
 
 DEFAULT_COORDINATOR = "127.0.0.1:7070"
 ANY_KIND = "*"
@@ -85,6 +89,8 @@ class SidecarConfig:
     drain_timeout_s: float = 30.0
     # Python logging level name.
     log_level: str = "INFO"
+    # The result cache (agent_sidecar/cache_config.py).
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
     def __post_init__(self) -> None:
         # Frozen means frozen: copy the caller's mappings into read-only views.
@@ -235,8 +241,8 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
             "SWARMMESH_KINDS (a,b), SWARMMESH_CAPACITY, SWARMMESH_HANDLER (module:function), "
             "SWARMMESH_HANDLERS (kind=module:function,...), SWARMMESH_VERSION_TAG, "
             "SWARMMESH_HEARTBEAT_INTERVAL, SWARMMESH_RECONNECT_INITIAL, SWARMMESH_RECONNECT_MAX, "
-            "SWARMMESH_REGISTER_TIMEOUT, SWARMMESH_DRAIN_TIMEOUT, SWARMMESH_LOG_LEVEL. "
-            "A flag replaces its environment variable."
+            "SWARMMESH_REGISTER_TIMEOUT, SWARMMESH_DRAIN_TIMEOUT, SWARMMESH_LOG_LEVEL, "
+            f"{cache_config.ENV_HELP}. A flag replaces its environment variable."
         ),
     )
     p.add_argument("--coordinator", help=f"coordinator address host:port (default {DEFAULT_COORDINATOR})")
@@ -272,6 +278,7 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
         "--drain-timeout", type=float, metavar="SECONDS", help="in-flight grace on drain (default 30)"
     )
     p.add_argument("--log-level", type=str.upper, choices=_LOG_LEVELS, help="logging level (default INFO)")
+    cache_config.add_arguments(p)
     return p
 
 
@@ -312,6 +319,7 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str] | None = None)
     pick("register_timeout_s", ns.register_timeout, "SWARMMESH_REGISTER_TIMEOUT", float)
     pick("drain_timeout_s", ns.drain_timeout, "SWARMMESH_DRAIN_TIMEOUT", float)
     pick("log_level", ns.log_level, "SWARMMESH_LOG_LEVEL")
+    kw["cache"] = cache_config.from_namespace(ns, env)
 
     # SWARMMESH_HANDLERS may name "*" too; the explicit default wins over it.
     handlers: dict[str, str] = dict(kw.get("handlers", {}))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import grpc
 
 from agent_sidecar import wire
+from agent_sidecar.cache import ResultCache
 from agent_sidecar.config import SidecarConfig
 from agent_sidecar.metrics import ProcessMemory
 from agent_sidecar.runner import Runner, TaskKey
@@ -66,6 +67,7 @@ class ConnectionCounters:
     acks_not_found: int = 0
     acks_denied: int = 0
     acks_other: int = 0
+    invalidations: int = 0
 
 
 def channel_options(config: SidecarConfig) -> list[tuple[str, int]]:
@@ -118,12 +120,14 @@ class ConnectionManager:
         on_registered: Callable[[SessionInfo], None] | None = None,
         on_drain_requested: Callable[[], None] | None = None,
         rng: random.Random | None = None,
+        cache: ResultCache | None = None,
     ) -> None:
         self._config = config
         self._runner = runner
         self._kinds = list(kinds)
         self._on_registered = on_registered
         self._on_drain_requested = on_drain_requested
+        self._cache = cache
         self._rng = rng or random.Random()
         self._memory = ProcessMemory()
         self.counters = ConnectionCounters()
@@ -134,6 +138,7 @@ class ConnectionManager:
         self._results: list[mesh_pb2.TaskResult] = []
         self._credits = 0
         self._heartbeat: mesh_pb2.Heartbeat | None = None
+        self._reports: list[mesh_pb2.InvalidationReport] = []
         self._draining = False
         self._draining_sent = False
         self._wake = asyncio.Event()
@@ -338,6 +343,8 @@ class ConnectionManager:
         self._heartbeat = None
         self._draining_sent = False
         self._session_keys.clear()
+        self._reports = []
+        cache_epoch, cache_seq = self._cache.sync_point() if self._cache is not None else ("", 0)
         return wire.register_to_proto(
             agent_id=self._config.agent_id,
             labels=self._config.labels,
@@ -345,6 +352,8 @@ class ConnectionManager:
             capacity=self._runner.capacity,
             version=self._config.version,
             credits=0 if self._draining else self._runner.free_slots,
+            cache_epoch=cache_epoch,
+            cache_seq=cache_seq,
         )
 
     def _accept_registration(self, reg: mesh_pb2.Registered) -> None:
@@ -374,6 +383,9 @@ class ConnectionManager:
             interval,
         )
         self.registered_once.set()
+        if self._cache is not None:
+            # Before the frame's replayed invalidations, which _handle_frame applies.
+            self._cache.on_registered(reg.invalidation_epoch, reg.invalidation_seq, reg.clear_cache)
         if self._on_registered is not None:
             try:
                 self._on_registered(self.session)
@@ -399,6 +411,9 @@ class ConnectionManager:
             self._handle_frame(frame)
 
     def _handle_frame(self, frame: mesh_pb2.CoordinatorFrame) -> None:
+        if frame.invalidations:
+            # Before the assignments: they must not be served what was just invalidated.
+            self._apply_invalidations(frame.invalidations)
         for a in frame.assignments:
             # Recorded before submit: the runner may answer synchronously.
             self._session_keys.add((a.task_id, a.attempt))
@@ -420,6 +435,19 @@ class ConnectionManager:
                     self._on_drain_requested()
                 except Exception:
                     log.exception("on_drain_requested callback failed")
+
+    def _apply_invalidations(self, items: Sequence[mesh_pb2.Invalidation]) -> None:
+        self.counters.invalidations += len(items)
+        if self._cache is None:
+            for item in items:
+                self.push_invalidation_report(item.seq, 0)
+            return
+        self._cache.apply(wire.invalidations_from_proto(items), self.push_invalidation_report)
+
+    def push_invalidation_report(self, seq: int, dropped: int) -> None:
+        """Queue how many cached results an invalidation dropped, for the next frame."""
+        self._reports.append(wire.invalidation_report_to_proto(seq, dropped))
+        self._wake.set()
 
     def _handle_acks(self, acks: Sequence[mesh_pb2.ResultAck]) -> None:
         c = self.counters
@@ -474,11 +502,16 @@ class ConnectionManager:
         if self._draining:
             # Freed slots are never granted again once draining.
             self._credits = 0
-        if not (self._results or self._credits or self._heartbeat is not None or self._draining_unsent()):
+        if not (
+            self._results or self._credits or self._heartbeat is not None or self._reports or self._draining_unsent()
+        ):
             return None
         frame = mesh_pb2.SidecarFrame(results=self._results, credits=self._credits, draining=self._draining)
         if self._heartbeat is not None:
             frame.heartbeat.CopyFrom(self._heartbeat)
+        if self._reports:
+            frame.invalidation_reports.extend(self._reports)
+            self._reports = []
         self._results = []
         self._credits = 0
         self._heartbeat = None
@@ -497,5 +530,6 @@ class ConnectionManager:
                 free_slots=self._runner.free_slots,
                 latencies=self._runner.latency.snapshot(),
                 memory_rss_bytes=self._memory.rss_bytes(),
+                cache=self._cache.stats() if self._cache is not None else None,
             )
             self._wake.set()

@@ -69,6 +69,19 @@ class TaskContext:
     # A sync handler's thread cannot be interrupted, so long loops should poll
     # `cancelled()` to give their slot back early.
     _cancel: _CancelFlag = field(default_factory=_CancelFlag, repr=False, compare=False)
+    # Filled by depends_on(); None (not an empty list) so that tasks which
+    # never declare anything pay nothing for it.
+    _declared: list[str] | None = field(default=None, repr=False, compare=False)
+
+    def depends_on(self, *names: str) -> None:
+        """Declare more names this result is built from, beyond the task's own
+        dependencies: a document id, or the cache key of another result it used.
+        Invalidating any of them drops this result from the cache."""
+        declared = self._declared
+        if declared is None:
+            declared = []
+            object.__setattr__(self, "_declared", declared)
+        declared.extend(str(n) for n in names if n)
 
     def json(self) -> Any:
         """The payload decoded as JSON."""
@@ -85,6 +98,12 @@ class TaskContext:
     def cancelled(self) -> bool:
         """True once the result of this attempt is no longer wanted."""
         return self._cancel.is_set
+
+
+def dependencies_of(ctx: TaskContext) -> tuple[str, ...]:
+    """The task's dependencies plus the ones its handler declared."""
+    declared = ctx._declared
+    return ctx.dependencies + tuple(declared) if declared else ctx.dependencies
 
 
 def request_cancel(ctx: TaskContext) -> None:

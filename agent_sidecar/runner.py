@@ -21,12 +21,16 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from agent_sidecar import wire
 from agent_sidecar.handlers import HandlerEntry, HandlerRegistry, TaskContext, request_cancel, to_output
 from agent_sidecar.metrics import LatencyTracker
 from agent_sidecar.threads import HandlerThreads
 from swarmmesh.v1 import mesh_pb2
+
+if TYPE_CHECKING:
+    from agent_sidecar.cache_runner import CachePath
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +49,11 @@ class _Slot:
     reported: bool = False
     # The coordinator withdrew this attempt; its result must not be sent.
     cancelled: bool = False
+    # Goes through the result cache (cache_runner.CachePath).
+    cached: bool = False
+    # Only waiting (cache lookup, an identical attempt's result): a cancel may
+    # interrupt it even when the handler is a sync function.
+    waiting: bool = False
 
 
 @dataclass(slots=True)
@@ -72,6 +81,7 @@ class Runner:
         agent_id: str,
         on_result: ResultCallback,
         latency: LatencyTracker | None = None,
+        cache: CachePath | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity: must be >= 1, got {capacity}")
@@ -79,6 +89,7 @@ class Runner:
         self._capacity = capacity
         self._agent_id = agent_id
         self._on_result = on_result
+        self._cache = cache
         self.latency = latency if latency is not None else LatencyTracker()
         # One thread per slot, so a sync handler never waits for a thread and
         # the slot count stays the only limit.
@@ -157,6 +168,9 @@ class Runner:
             return
         ctx = wire.context_from_assignment(a, self._agent_id, time.monotonic())
         slot = _Slot(key=key, ctx=ctx, entry=entry)
+        cache = self._cache
+        if cache is not None and (a.cache_key or a.kind in cache.cacheable_kinds):
+            slot.cached = True
         self._slots[key] = slot
         self._idle.clear()
         self.counters.started += 1
@@ -178,7 +192,7 @@ class Runner:
         request_cancel(slot.ctx)
         # A sync thread cannot be interrupted: it keeps its slot until it
         # returns, and its result is then discarded.
-        if slot.entry.is_async and slot.task is not None:
+        if (slot.entry.is_async or slot.waiting) and slot.task is not None:
             slot.task.cancel()
         return True
 
@@ -226,7 +240,10 @@ class Runner:
     async def _run(self, slot: _Slot) -> None:
         result: mesh_pb2.TaskResult | None = None
         try:
-            if slot.entry.is_async:
+            if slot.cached:
+                assert self._cache is not None
+                result = await self._cache.run(slot, self)
+            elif slot.entry.is_async:
                 result = await self._run_async(slot)
             else:
                 result = await self._run_sync(slot)
@@ -243,6 +260,15 @@ class Runner:
                 self._idle.set()
             send = result if not (slot.cancelled or slot.reported or self._aborting) else None
             self._emit(send, 1)
+
+    async def execute(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
+        """Run the slot's handler; the cache path calls this on a miss."""
+        if slot.entry.is_async:
+            return await self._run_async(slot)
+        return await self._run_sync(slot)
+
+    def deadline_result(self, slot: _Slot, start_ns: int) -> mesh_pb2.TaskResult:
+        return self._deadline(slot, start_ns)
 
     async def _run_async(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
         ctx = slot.ctx

@@ -23,6 +23,8 @@ from dataclasses import asdict
 from types import TracebackType
 from typing import Any
 
+from agent_sidecar.cache import ResultCache
+from agent_sidecar.cache_runner import CachePath
 from agent_sidecar.config import SidecarConfig
 from agent_sidecar.connection import ConnectionManager, SessionInfo
 from agent_sidecar.handlers import HandlerRegistry
@@ -67,6 +69,8 @@ class Sidecar:
         self._state = SidecarState.NEW
         self._runner: Runner | None = None
         self._conn: ConnectionManager | None = None
+        self._cache: ResultCache | None = None
+        self._cache_path: CachePath | None = None
         self._stop_task: asyncio.Task[None] | None = None
         self._stopped = asyncio.Event()
         self.drained_cleanly = False
@@ -98,7 +102,18 @@ class Sidecar:
         if self._conn is not None:
             out["connection"] = asdict(self._conn.counters)
             out["connected"] = self._conn.connected
+        if self._cache is not None:
+            out["cache"] = {
+                **asdict(self._cache.counters),
+                **asdict(self._cache.store.counters),
+                **asdict(self._cache.stats()),
+            }
         return out
+
+    @property
+    def cache(self) -> ResultCache | None:
+        """The result cache, or None when it is turned off."""
+        return self._cache
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -116,8 +131,20 @@ class Sidecar:
             if len(registry) == 0:
                 raise ValueError("handlers: none configured (give --handler or SWARMMESH_HANDLER)")
             kinds = registry.advertised_kinds(cfg.kinds)
+            if cfg.cache.enabled:
+                self._cache = ResultCache(
+                    cfg.cache,
+                    cfg.cache.resolve_directory(cfg.agent_id),
+                    ephemeral=cfg.cache.is_ephemeral(cfg.agent_id),
+                )
+                await self._cache.start()
+                self._cache_path = CachePath(self._cache)
             self._runner = Runner(
-                registry, capacity=cfg.capacity, agent_id=cfg.agent_id, on_result=self._forward_result
+                registry,
+                capacity=cfg.capacity,
+                agent_id=cfg.agent_id,
+                on_result=self._forward_result,
+                cache=self._cache_path,
             )
             self._conn = ConnectionManager(
                 cfg,
@@ -126,9 +153,11 @@ class Sidecar:
                 on_registered=self._on_registered,
                 on_drain_requested=self._drain_requested,
                 rng=self._rng,
+                cache=self._cache,
             )
             self._conn.start()
         except BaseException:
+            await self._stop_cache()
             self._state = SidecarState.STOPPED
             self._stopped.set()
             raise
@@ -183,6 +212,13 @@ class Sidecar:
 
     # --- internals ------------------------------------------------------------------
 
+    async def _stop_cache(self) -> None:
+        """Stop refreshes, then write what is queued and close the store."""
+        if self._cache_path is not None:
+            await self._cache_path.stop()
+        if self._cache is not None:
+            await self._cache.stop()
+
     def _forward_result(self, result: mesh_pb2.TaskResult | None, credits: int) -> None:
         if self._conn is not None:
             self._conn.push_result(result, credits)
@@ -208,6 +244,7 @@ class Sidecar:
             await runner.stop(max(0.0, grace - (time.monotonic() - started)))
             await conn.flush(FLUSH_TIMEOUT_S)
             await conn.close(CLOSE_TIMEOUT_S)
+            await self._stop_cache()
             self.drained_cleanly = (
                 runner.counters.abandoned == 0 and conn.counters.results_dropped == dropped_before
             )

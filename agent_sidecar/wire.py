@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from agent_sidecar.cache import CacheStatsSnapshot
 from agent_sidecar.handlers import TaskContext
 from agent_sidecar.metrics import KindStats
 from swarmmesh.v1 import mesh_pb2, types_pb2
@@ -46,14 +47,13 @@ def context_from_assignment(a: mesh_pb2.Assignment, agent_id: str, received_at: 
 
 
 def success_to_proto(
-    task_id: str, attempt: int, output: bytes, content_type: str, duration_us: int
+    task_id: str, attempt: int, output: bytes, content_type: str, duration_us: int, cache_hit: bool = False
 ) -> mesh_pb2.TaskResult:
-    return mesh_pb2.TaskResult(
-        task_id=task_id,
-        attempt=attempt,
-        state=SUCCEEDED,
-        outcome=types_pb2.TaskOutcome(output=output, content_type=content_type, duration_us=duration_us),
-    )
+    outcome = types_pb2.TaskOutcome(output=output, content_type=content_type, duration_us=duration_us)
+    if cache_hit:
+        # Only when set: every keyword costs a little on the hot path.
+        outcome.cache_hit = True
+    return mesh_pb2.TaskResult(task_id=task_id, attempt=attempt, state=SUCCEEDED, outcome=outcome)
 
 
 def failure_to_proto(
@@ -82,6 +82,8 @@ def register_to_proto(
     capacity: int,
     version: str,
     credits: int,
+    cache_epoch: str = "",
+    cache_seq: int = 0,
 ) -> mesh_pb2.Register:
     return mesh_pb2.Register(
         agent_id=agent_id,
@@ -90,15 +92,45 @@ def register_to_proto(
         capacity=capacity,
         version=version,
         credits=credits,
+        cache_epoch=cache_epoch,
+        cache_seq=cache_seq,
     )
 
 
 def heartbeat_to_proto(
-    *, in_flight: int, free_slots: int, latencies: Mapping[str, KindStats], memory_rss_bytes: int
+    *,
+    in_flight: int,
+    free_slots: int,
+    latencies: Mapping[str, KindStats],
+    memory_rss_bytes: int,
+    cache: CacheStatsSnapshot | None = None,
 ) -> mesh_pb2.Heartbeat:
-    return mesh_pb2.Heartbeat(
+    hb = mesh_pb2.Heartbeat(
         in_flight=in_flight,
         free_slots=free_slots,
         latencies=latencies_to_proto(latencies),
         memory_rss_bytes=memory_rss_bytes,
     )
+    if cache is not None:
+        hb.cache.CopyFrom(cache_stats_to_proto(cache))
+    return hb
+
+
+def cache_stats_to_proto(s: CacheStatsSnapshot) -> types_pb2.CacheStats:
+    return types_pb2.CacheStats(
+        hits=s.hits,
+        misses=s.misses,
+        evictions=s.evictions,
+        invalidations=s.invalidations,
+        bytes=s.bytes,
+        entries=s.entries,
+        errors=s.errors,
+    )
+
+
+def invalidations_from_proto(items: Iterable[mesh_pb2.Invalidation]) -> list[tuple[int, tuple[str, ...]]]:
+    return [(i.seq, tuple(i.dependencies)) for i in items]
+
+
+def invalidation_report_to_proto(seq: int, dropped: int) -> mesh_pb2.InvalidationReport:
+    return mesh_pb2.InvalidationReport(seq=seq, dropped=dropped)

@@ -18,11 +18,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import dask_peer, grpc_floor, w1_sequential, w1_throughput, w2_latency, w3_agents
+from bench import dask_peer, grpc_floor, w1_sequential, w1_throughput, w2_latency, w3_agents, w4_cache
 from bench.report import render, summarize
 from swarmmesh import eventloop
 
-WORKLOADS = ("w1", "w2", "w3", "seq", "floor")
+WORKLOADS = ("w1", "w2", "w3", "w4", "seq", "floor")
 
 
 def _versions() -> dict[str, str]:
@@ -63,6 +63,9 @@ def _plan(ns: argparse.Namespace) -> dict[str, Callable[[Path], Any]]:
         plan["w3"] = lambda d: w3_agents.run(d, agents=agents, processes=1 if smoke else 4,
                                              window_s=1.0 if smoke else 10.0, rate=50 if smoke else 200,
                                              load_s=1.0 if smoke else 10.0)
+    if "w4" in ns.workloads:
+        plan["w4"] = lambda d: w4_cache.run(d, tasks=2_000 if smoke else ns.w4_tasks, keys=500 if smoke else 10_000,
+                                            entries=100 if smoke else 2_000, sidecars=2 if smoke else 8)
     if "floor" in ns.workloads:
         plan["floor"] = lambda d: grpc_floor.run(d, rounds=200 if smoke else 2000,
                                                  streams=0 if smoke else ns.w3_agents)
@@ -81,6 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--w2-rate", type=float, default=1000.0)
     p.add_argument("--w2-seconds", type=float, default=10.0)
     p.add_argument("--w3-agents", type=int, default=5000)
+    p.add_argument("--w4-tasks", type=int, default=50_000)
     ns = p.parse_args(argv)
     ns.workloads = ns.workloads or list(WORKLOADS)
     unknown = sorted(set(ns.workloads) - set(WORKLOADS))

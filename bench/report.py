@@ -59,6 +59,20 @@ def render(results: dict[str, Any]) -> str:
         lat = r["assignment_latency"]
         rows.append(("W3 assignment", f"p50 {_fmt(lat['p50_ms'])} / p99 {_fmt(lat['p99_ms'])} ms",
                      f"submit to agent at {_fmt(r['task_rate_per_s'])} tasks/s"))
+    if "w4" in w:
+        r = w["w4"]["median"]
+        if "skipped" in r:
+            rows.append(("W4 cache hit rate", "skipped", r["skipped"]))
+        else:
+            ideal = r["ideal_shared_lru"]
+            rows.append(("W4 cache hit rate", f"{r['cache_aware']['hit_rate'] * 100:.1f}% cache-aware, "
+                         f"{r['not_cache_aware']['hit_rate'] * 100:.1f}% not",
+                         f"ideal: one LRU of {ideal['capacity']:.0f} entries {ideal['hit_rate'] * 100:.1f}%; "
+                         f"Zipf {r['zipf_s']} over {r['keys']} keys, {r['tasks']} tasks, {r['sidecars']} sidecars"))
+            hit = r["cache_aware"]["hit_us"]
+            rows.append(("W4 cache get", f"p50 {_fmt(hit['p50'])} / p99 {_fmt(hit['p99'])} us",
+                         f"a hit as the sidecar measures it; the diskcache get alone p50 "
+                         f"{_fmt(r['store_get_us']['p50'])} us"))
     if "floor" in w:
         r = w["floor"]["median"]
         rows.append(("gRPC floor: unary RTT", f"p50 {_fmt(r['unary_rtt']['p50_ms'])} ms",

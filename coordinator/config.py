@@ -7,7 +7,11 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 
+from coordinator.core.balancer import BalancerConfig
+from coordinator.core.fairness import FairnessConfig, parse_weights
+from coordinator.core.feedback import HealthConfig
 from coordinator.core.mesh import CoreConfig
+from coordinator.core.routing import check_strategy, parse_overrides
 from coordinator.core.validation import Limits
 
 
@@ -41,8 +45,34 @@ class CoordinatorConfig:
     max_batch: int = 10_000
     # Largest gRPC message, in bytes (a batch of payloads must fit).
     max_message_bytes: int = 64 * 1024 * 1024
+    # Balancing strategy for task kinds without an override: hybrid, round-robin,
+    # least-loaded, performance, expertise or cache-affinity.
+    strategy: str = "hybrid"
+    # Per-kind strategies, "kind=strategy,kind2=strategy2".
+    strategy_overrides: str = ""
+    # Shares of dispatch when tenants compete, "tenant=weight,..."; unlisted tenants weigh 1.
+    tenant_weights: str = ""
+    # Pending tasks one tenant may have; beyond it RESOURCE_EXHAUSTED with a retry hint. 0 = no limit.
+    max_pending_per_tenant: int = 0
+    # Seconds of queue wait one priority level is worth.
+    priority_step_s: float = 1.0
+    # Seconds: no task is overtaken by a task of its tenant submitted more than this later.
+    aging_bound_s: float = 60.0
+    # Seconds over which an agent joining a running fleet ramps up to its capacity; 0 = off.
+    slow_start_s: float = 10.0
+    # Seconds an agent whose results keep failing is first ejected for (longer if it repeats); 0 = never.
+    eject_base_s: float = 5.0
     # Seconds to let in-flight RPCs finish on shutdown.
     shutdown_grace_s: float = 5.0
+    # Invalidations kept for agents that reconnect; one that missed older ones clears its cache.
+    invalidation_log_size: int = 10_000
+    # Seconds an Invalidate call waits for connected agents' reports by default.
+    invalidate_wait_s: float = 2.0
+    # Warm-up tasks submitted at most per trigger (hot key invalidated, agent joined); 0 = off.
+    warmup_max_tasks: int = 32
+    # Cache keys whose popularity is tracked, and the half-life of their counts in seconds.
+    popularity_keys: int = 10_000
+    popularity_half_life_s: float = 600.0
     # If set, a JSON file {"address", "pid"} is written here once serving.
     ready_file: str = ""
     log_level: str = "INFO"
@@ -57,6 +87,12 @@ class CoordinatorConfig:
             retention_s=self.result_retention_s,
             max_retained=self.max_retained_results,
             max_queued=self.max_queued_tasks,
+            balancer=BalancerConfig(strategy=self.strategy, overrides=parse_overrides(self.strategy_overrides)),
+            fairness=FairnessConfig(priority_step_s=self.priority_step_s, aging_bound_s=self.aging_bound_s,
+                                    tenant_weights=parse_weights(self.tenant_weights),
+                                    max_pending_per_tenant=self.max_pending_per_tenant),
+            health=HealthConfig(slow_start_s=self.slow_start_s, outlier_ejection=self.eject_base_s > 0,
+                                eject_base_s=self.eject_base_s),
         )
 
     @classmethod
@@ -104,10 +140,28 @@ class CoordinatorConfig:
                 return f"{name}: must be positive"
         if self.lease_timeout_s <= self.heartbeat_interval_s:
             return "lease_timeout_s: must be longer than heartbeat_interval_s"
+        if self.invalidate_wait_s < 0 or self.warmup_max_tasks < 0:
+            return "invalidate_wait_s and warmup_max_tasks: must not be negative"
+        if self.popularity_half_life_s <= 0:
+            return "popularity_half_life_s: must be positive"
         for name in ("max_retained_results", "max_queued_tasks", "max_payload_bytes", "max_batch",
-                     "default_max_attempts"):
+                     "default_max_attempts", "invalidation_log_size", "popularity_keys"):
             if getattr(self, name) < 1:
                 return f"{name}: must be at least 1"
         if self.max_payload_bytes >= self.max_message_bytes:
             return "max_payload_bytes: must be smaller than max_message_bytes"
+        return self._balancing_problem()
+
+    def _balancing_problem(self) -> str:
+        problem = check_strategy(self.strategy)
+        if problem:
+            return problem
+        try:
+            parse_overrides(self.strategy_overrides)
+            parse_weights(self.tenant_weights)
+        except ValueError as e:
+            return str(e)
+        for name in ("max_pending_per_tenant", "priority_step_s", "aging_bound_s", "slow_start_s", "eject_base_s"):
+            if getattr(self, name) < 0:
+                return f"{name}: must not be negative"
         return ""

@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 
 from coordinator.config import CoordinatorConfig
 from coordinator.core.mesh import MeshCore
+from coordinator.service.cache_sync import CacheSync
 from coordinator.service.convert import assignment_to_proto
 from coordinator.service.mesh_service import AgentSession, MeshService
 from coordinator.service.task_service import TaskService
@@ -55,6 +56,7 @@ class Coordinator:
         self.config = config or CoordinatorConfig()
         self.core = MeshCore(self.config.core())
         self.hub = WatchHub()
+        self.cache_sync = CacheSync(self)
         self.core.add_listener(self.hub.on_change)
         self.sessions: dict[str, AgentSession] = {}
         self.state = ServiceState.NEW
@@ -178,6 +180,7 @@ class Coordinator:
         if self.sessions.get(sess.agent_id) is sess:
             del self.sessions[sess.agent_id]
         self.core.disconnect(sess.agent_id, sess.session, time.time())
+        self.cache_sync.agent_gone(sess.agent_id)
         log.info("agent %s session %d ended", sess.agent_id, sess.session)
         self.schedule_dispatch()
 

@@ -17,6 +17,7 @@ from swarmmesh.types import (
     AgentState,
     CacheStats,
     ClusterStats,
+    InvalidateResult,
     KindLatency,
     PayloadLike,
     SubmittedTask,
@@ -187,6 +188,8 @@ def task_from_proto(msg: types_pb2.Task) -> TaskInfo:
         assigned_at=_timestamp(msg, "assigned_at"),
         finished_at=_timestamp(msg, "finished_at"),
         pending_reason=msg.pending_reason,
+        strategy=msg.strategy,
+        routing_reason=msg.routing_reason,
     )
 
 
@@ -247,4 +250,18 @@ def stats_from_proto(msg: tasks_pb2.ClusterStats) -> ClusterStats:
         evicted_total=msg.evicted_total,
         uptime_s=msg.uptime_s,
         agents=tuple(agent_from_proto(a) for a in msg.agents),
+        invalidations_total=msg.invalidations_total,
+        invalidation_epoch=msg.invalidation_epoch,
+        invalidation_seq=msg.invalidation_seq,
+        warmups_total=msg.warmups_total,
+    )
+
+
+def invalidate_result_from_proto(msg: tasks_pb2.InvalidateResponse) -> InvalidateResult:
+    return InvalidateResult(
+        seq=msg.seq,
+        dropped=msg.dropped,
+        agents_answered=msg.agents_answered,
+        agents_total=msg.agents_total,
+        warmups_submitted=msg.warmups_submitted,
     )

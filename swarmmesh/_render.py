@@ -11,11 +11,12 @@ from datetime import datetime
 from typing import Any
 
 from swarmmesh._table import age, format_bytes, format_duration, format_kv, format_table, truncate
-from swarmmesh.types import AgentInfo, ClusterStats, SubmittedTask, TaskInfo
+from swarmmesh.types import AgentInfo, CacheStats, ClusterStats, InvalidateResult, SubmittedTask, TaskInfo
 
 __all__ = [
     "agents_table",
     "dumps",
+    "invalidate_text",
     "labels_text",
     "stats_text",
     "submitted_table",
@@ -169,6 +170,8 @@ def task_detail(task: TaskInfo) -> str:
     ]
     if task.pending_reason:
         pairs.append(("pending reason", task.pending_reason))
+    if task.strategy:
+        pairs.append(("routed by", f"{task.strategy}: {task.routing_reason}"))
     payload = spec.payload if isinstance(spec.payload, bytes) else b""
     pairs.append(("payload", _payload_text(payload, spec.content_type, 200)))
     if task.outcome is not None:
@@ -180,6 +183,16 @@ def task_detail(task: TaskInfo) -> str:
         if task.output or not task.error:
             pairs.append(("output", _payload_text(task.output, task.outcome.content_type, None)))
     return format_kv(pairs)
+
+
+def _hit_rate(cache: CacheStats | None) -> str:
+    return f"{cache.hit_rate * 100:.0f}%" if cache and (cache.hits or cache.misses) else "-"
+
+
+def _cache_entries(cache: CacheStats | None) -> str:
+    if cache is None or not (cache.entries or cache.bytes):
+        return "-"
+    return f"{cache.entries} ({format_bytes(cache.bytes)})"
 
 
 def agents_table(agents: Sequence[AgentInfo]) -> str:
@@ -195,13 +208,38 @@ def agents_table(agents: Sequence[AgentInfo]) -> str:
                 f"{a.in_flight}/{a.capacity}",
                 a.completed,
                 a.failed,
-                f"{cache.hit_rate * 100:.0f}%" if cache and (cache.hits or cache.misses) else "-",
+                _hit_rate(cache),
+                _cache_entries(cache),
+                cache.errors if cache and cache.errors else "-",
                 format_bytes(a.memory_rss_bytes) if a.memory_rss_bytes else "-",
                 age(a.last_seen),
             )
         )
-    headers = ("AGENT", "STATE", "LABELS", "KINDS", "BUSY", "DONE", "FAILED", "CACHE HIT", "RSS", "LAST SEEN")
-    return format_table(headers, rows, align="llllrrrrrr")
+    headers = ("AGENT", "STATE", "LABELS", "KINDS", "BUSY", "DONE", "FAILED", "CACHE HIT", "CACHED",
+               "CACHE ERR", "RSS", "LAST SEEN")
+    return format_table(headers, rows, align="llllrrrrrrrr")
+
+
+def cache_text(cache: CacheStats) -> str:
+    """One line: the mesh's (or one agent's) cache counters."""
+    return (
+        f"hit rate {_hit_rate(cache)} ({cache.hits} hits, {cache.misses} misses), "
+        f"{cache.entries} entries, {format_bytes(cache.bytes)}, {cache.evictions} evicted, "
+        f"{cache.invalidations} invalidated, {cache.errors} errors"
+    )
+
+
+def invalidate_text(result: InvalidateResult) -> str:
+    missing = result.agents_total - result.agents_answered
+    text = (
+        f"invalidation #{result.seq}: {result.dropped} cached result(s) dropped; "
+        f"{result.agents_answered} of {result.agents_total} agent(s) answered"
+    )
+    if missing:
+        text += f" ({missing} did not answer in time; they apply it all the same)"
+    if result.warmups_submitted:
+        text += f"; {result.warmups_submitted} popular result(s) resubmitted to warm the caches"
+    return text
 
 
 def stats_text(stats: ClusterStats) -> str:
@@ -220,6 +258,9 @@ def stats_text(stats: ClusterStats) -> str:
         ("reassigned", stats.reassigned_total),
         ("stale results", stats.stale_results_total),
         ("evicted", stats.evicted_total),
+        ("result cache", cache_text(stats.cache)),
+        ("invalidations", f"{stats.invalidations_total} (log {stats.invalidation_epoch or '-'}#{stats.invalidation_seq})"),
+        ("warm-ups", stats.warmups_total),
     ]
     text = format_kv(pairs)
     if stats.agents:

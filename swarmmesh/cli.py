@@ -245,6 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_client_command(cmd_stats))
 
     p = sub.add_parser(
+        "invalidate",
+        parents=[common, output],
+        help="drop cached results that depend on names, on every agent",
+        description="Drop, on every agent, the cached results that depend on a NAME or are keyed by one, "
+        "transitively. Agents that are disconnected catch up when they reconnect.",
+    )
+    p.add_argument("dependencies", metavar="NAME", nargs="+", help="dependency name or cache key")
+    p.add_argument(
+        "--wait", type=seconds_arg, default=None, metavar="S",
+        help="wait up to S seconds for agents' reports (default: the coordinator's, 2 s)",
+    )
+    p.set_defaults(func=_client_command(cmd_invalidate))
+
+    p = sub.add_parser(
         "demo",
         help="start a local mesh (coordinator + 3 agents) and run a mixed workload",
         description=demo_run.__doc__,
@@ -442,6 +456,12 @@ async def cmd_drain(client: AsyncClient, ns: argparse.Namespace) -> int:
 async def cmd_stats(client: AsyncClient, ns: argparse.Namespace) -> int:
     stats = await client.stats()
     _emit(ns, render.stats_text(stats), stats)
+    return EXIT_OK
+
+
+async def cmd_invalidate(client: AsyncClient, ns: argparse.Namespace) -> int:
+    result = await client.invalidate(ns.dependencies, wait=ns.wait)
+    _emit(ns, render.invalidate_text(result), result)
     return EXIT_OK
 
 

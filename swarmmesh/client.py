@@ -28,6 +28,7 @@ from swarmmesh.errors import Internal, SwarmMeshError, Unavailable, WaitTimeout,
 from swarmmesh.types import (
     AgentInfo,
     ClusterStats,
+    InvalidateResult,
     PayloadLike,
     SubmittedTask,
     TaskInfo,
@@ -69,6 +70,14 @@ def _id_list(task_ids: str | Iterable[str], what: str) -> list[str]:
         if not isinstance(task_id, str):
             raise TypeError(f"{what}: task ids must be strings, got {type(task_id).__name__}")
     return ids
+
+
+def _names(dependencies: str | Iterable[str]) -> list[str]:
+    names = [dependencies] if isinstance(dependencies, str) else list(dict.fromkeys(dependencies))
+    for name in names:
+        if not isinstance(name, str):
+            raise TypeError(f"invalidate: dependency names must be strings, got {type(name).__name__}")
+    return names
 
 
 def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
@@ -406,6 +415,22 @@ class AsyncClient:
     async def stats(self) -> ClusterStats:
         return _convert.stats_from_proto(await self._unary("GetStats", tasks_pb2.GetStatsRequest()))
 
+    async def invalidate(self, dependencies: str | Iterable[str], *, wait: float | None = None) -> InvalidateResult:
+        """Drop, on every agent, the cached results that depend on these names (or are
+        keyed by them), transitively.
+
+        Args:
+            dependencies: dependency names or cache keys (1..1000).
+            wait: seconds the coordinator waits for the connected agents to
+                report what they dropped (None = its default, 2 s; at most 60,
+                and keep it under this client's timeout). Agents that are
+                disconnected now catch up when they reconnect.
+        """
+        names = _names(dependencies)
+        wait_ms = 0 if wait is None else max(1, round(wait * 1000))
+        request = tasks_pb2.InvalidateRequest(dependencies=names, wait_ms=wait_ms)
+        return _convert.invalidate_result_from_proto(await self._unary("Invalidate", request))
+
 
 class Client:
     """Synchronous client: the :class:`AsyncClient` API, blocking.
@@ -575,3 +600,6 @@ class Client:
 
     def stats(self) -> ClusterStats:
         return self._run(self._async.stats())
+
+    def invalidate(self, dependencies: str | Iterable[str], *, wait: float | None = None) -> InvalidateResult:
+        return self._run(self._async.invalidate(_names(dependencies), wait=wait))

@@ -19,6 +19,7 @@ __all__ = [
     "AgentState",
     "CacheStats",
     "ClusterStats",
+    "InvalidateResult",
     "KindLatency",
     "PayloadLike",
     "SubmittedTask",
@@ -148,6 +149,9 @@ class TaskInfo:
     finished_at: datetime | None = None
     #: why a PENDING task is waiting.
     pending_reason: str = ""
+    #: the balancing strategy that chose the agent, and why (filled by ``get``).
+    strategy: str = ""
+    routing_reason: str = ""
 
     @property
     def kind(self) -> str:
@@ -267,3 +271,38 @@ class ClusterStats:
     evicted_total: int = 0
     uptime_s: float = 0.0
     agents: tuple[AgentInfo, ...] = ()
+    #: Invalidate calls accepted, and the invalidation log's epoch and newest seq.
+    invalidations_total: int = 0
+    invalidation_epoch: str = ""
+    invalidation_seq: int = 0
+    #: warm-up tasks submitted for popular cache keys.
+    warmups_total: int = 0
+
+    @property
+    def cache(self) -> CacheStats:
+        """The agents' cache statistics summed (hit rate over the whole mesh)."""
+        totals = [a.cache for a in self.agents if a.cache is not None]
+        return CacheStats(
+            hits=sum(c.hits for c in totals),
+            misses=sum(c.misses for c in totals),
+            evictions=sum(c.evictions for c in totals),
+            invalidations=sum(c.invalidations for c in totals),
+            bytes=sum(c.bytes for c in totals),
+            entries=sum(c.entries for c in totals),
+            errors=sum(c.errors for c in totals),
+        )
+
+
+@dataclass(frozen=True)
+class InvalidateResult:
+    """What a mesh-wide invalidation did."""
+
+    #: position in the coordinator's invalidation log.
+    seq: int
+    #: cached results dropped, summed over the agents that answered in time.
+    dropped: int
+    agents_answered: int
+    #: agents connected when it was sent; the others catch up when they reconnect.
+    agents_total: int
+    #: popular results resubmitted to warm the caches again.
+    warmups_submitted: int = 0

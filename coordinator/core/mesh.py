@@ -13,7 +13,11 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from coordinator.core.balancer import LeastLoaded, Strategy
+from coordinator.core import views
+from coordinator.core.balancer import BalancerConfig, Strategy
+from coordinator.core.dispatch import Dispatcher
+from coordinator.core.fairness import FairnessConfig, FairShare, retry_after_ms
+from coordinator.core.feedback import Feedback, HealthConfig
 from coordinator.core.model import (
     Ack,
     AgentRecord,
@@ -30,8 +34,9 @@ from coordinator.core.model import (
     TaskSpec,
     TaskState,
 )
-from coordinator.core.queue import TaskQueue, route_key
-from coordinator.core.registry import Registry, RouteKey
+from coordinator.core.queue import TaskQueue
+from coordinator.core.registry import Registry
+from coordinator.core.routing import Router
 from coordinator.core.validation import Limits, check_batch, check_registration
 
 Listener = Callable[[TaskRecord], None]
@@ -51,15 +56,21 @@ class CoreConfig:
     retention_s: float = 3600.0
     max_retained: int = 100_000
     max_queued: int = 1_000_000
+    balancer: BalancerConfig = field(default_factory=BalancerConfig)
+    fairness: FairnessConfig = field(default_factory=FairnessConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
 
 
 class MeshCore:
     def __init__(self, config: CoreConfig | None = None, strategy: Strategy | None = None) -> None:
+        """`strategy`, if given, replaces the configured default strategy (the
+        simulator passes one that knows true service times)."""
         self.config = config or CoreConfig()
         self.registry = Registry()
-        self.strategy: Strategy = strategy or LeastLoaded()
+        self.feedback = Feedback(self.registry.live, self.config.health)
+        self.router = Router(self.config.balancer, strategy)
         self.counters = Counters()
-        self._queue = TaskQueue()
+        self._queue = TaskQueue(FairShare(self.config.fairness))
         self._tasks: dict[str, TaskRecord] = {}
         self._idem: dict[tuple[str, str], str] = {}
         self._finished: OrderedDict[str, TaskRecord] = OrderedDict()
@@ -69,6 +80,14 @@ class MeshCore:
         self._state_counts: dict[TaskState, int] = dict.fromkeys(TaskState, 0)
         self._prefix = uuid.uuid4().hex[:10]
         self._seq = 0
+        self._dispatcher = Dispatcher(self._queue, self.registry, self.feedback, self.router, self._assign)
+        self._last_tick: float | None = None
+        self._dispatch_rate = 0.0  # tasks/s over all tenants, smoothed (for retry hints)
+
+    @property
+    def strategy(self) -> Strategy:
+        """The default strategy (task kinds may override it)."""
+        return self.router.default
 
     def add_listener(self, listener: Listener) -> None:
         self._listeners.append(listener)
@@ -102,10 +121,18 @@ class MeshCore:
         cfg = self.config
         check_batch(specs, cfg.limits)
         if len(self._queue) + len(specs) > cfg.max_queued:
+            wait = retry_after_ms(len(self._queue) + len(specs) - cfg.max_queued, self._dispatch_rate)
             raise CoreError(
                 StatusCode.RESOURCE_EXHAUSTED,
-                f"queue is full: {len(self._queue)} tasks pending, limit {cfg.max_queued}; retry later",
+                f"queue is full: {len(self._queue)} tasks pending, limit {cfg.max_queued}; "
+                f"retry in about {wait} ms",
+                retry_after_ms=wait,
             )
+        if cfg.fairness.max_pending_per_tenant:
+            incoming: dict[str, int] = {}
+            for spec in specs:
+                incoming[spec.tenant] = incoming.get(spec.tenant, 0) + 1
+            self._queue.fair.admit(incoming, self._queue.tenants)
         out: list[Submitted] = []
         for spec in specs:
             if spec.idempotency_key:
@@ -147,35 +174,15 @@ class MeshCore:
         return rec
 
     def pending_reason(self, rec: TaskRecord) -> str:
-        if rec.state != TaskState.PENDING:
-            return ""
-        key = route_key(rec)
-        eligible = self.registry.eligible(key)
-        if not eligible:
-            return self.registry.why_unroutable(key)
-        ahead = self._queue.position(rec)
-        where = "over 100,000" if ahead is None else str(ahead)
-        return f"waiting for a free slot on {len(eligible)} eligible agent(s); {where} task(s) ahead of it"
+        return views.pending_reason(rec, self.registry, self._queue)
+
+    def routing_reason(self, rec: TaskRecord) -> str:
+        return views.routing_reason(rec)
 
     def list_tasks(
         self, states: Iterable[TaskState] = (), kind: str = "", tenant: str = "", agent_id: str = "", limit: int = 100
     ) -> tuple[list[TaskRecord], int]:
-        wanted = set(states)
-        found: list[TaskRecord] = []
-        total = 0
-        for rec in reversed(self._tasks.values()):
-            if wanted and rec.state not in wanted:
-                continue
-            if kind and rec.spec.kind != kind:
-                continue
-            if tenant and rec.spec.tenant != tenant:
-                continue
-            if agent_id and rec.agent_id != agent_id:
-                continue
-            total += 1
-            if len(found) < limit:
-                found.append(rec)
-        return found, total
+        return views.list_tasks(self._tasks, states, kind, tenant, agent_id, limit)
 
     def cancel(self, task_ids: list[str], now: float) -> list[TaskRecord]:
         recs = [self.get(t) for t in task_ids]  # all-or-nothing on unknown ids
@@ -208,7 +215,9 @@ class MeshCore:
         if old is not None:
             self._revoke(old, now)
             self.registry.remove(old)
-        return self.registry.add(reg, now), old
+        agent = self.registry.add(reg, now)
+        self.feedback.on_register(agent, now)
+        return agent, old
 
     def disconnect(self, agent_id: str, session: int, now: float) -> None:
         agent = self.registry.session_of(agent_id, session)
@@ -244,6 +253,8 @@ class MeshCore:
             agent.credits = min(agent.credits + credits, agent.capacity)
         if heartbeat is not None:
             agent.heartbeat = heartbeat
+            if heartbeat.latencies:
+                self.feedback.on_heartbeat(agent, heartbeat, now)
         if draining and agent.state != AgentState.DRAINING:
             self.registry.set_state(agent, AgentState.DRAINING)
         return acks
@@ -264,6 +275,12 @@ class MeshCore:
                 agent.completed += 1
             else:
                 agent.failed += 1
+            if state != TaskState.CANCELLED:
+                # A cache hit says nothing about how fast the agent runs the kind.
+                o = r.outcome
+                sample = (-1.0 if o.cache_hit else o.duration_us / 1e6 if o.duration_us
+                          else now - rec.assigned_at if rec.assigned_at is not None else -1.0)
+                self.feedback.on_result(agent, rec.spec.kind, state == TaskState.FAILED, sample, now)
             self._finish(rec, state, r.outcome, now)
             return Ack(r.task_id, r.attempt, StatusCode.OK)
         held_once = 1 <= r.attempt <= len(rec.history) and rec.history[r.attempt - 1] == me
@@ -300,47 +317,9 @@ class MeshCore:
     # -- dispatch -----------------------------------------------------------------
 
     def dispatch(self, now: float) -> dict[str, list[TaskRecord]]:
-        """Assign as many pending tasks as credits allow. Returns agent id ->
-        the tasks newly assigned to it (each with its attempt set)."""
-        out: dict[str, list[TaskRecord]] = {}
-        if not len(self._queue):
-            return out
-        queue = self._queue
-        active: list[tuple[RouteKey, list[AgentRecord]]] = []
-        for key in queue.classes():
-            with_credits = [a for a in self.registry.eligible(key) if a.credits > 0]
-            if with_credits:
-                active.append((key, with_credits))
-        pick = self.strategy.pick
-        while active:
-            best_i = -1
-            best_rank: tuple[int, int] | None = None
-            for i in range(len(active) - 1, -1, -1):
-                head = queue.head(active[i][0])
-                if head is None:
-                    active.pop(i)
-                    best_i = -1 if best_i == -1 else best_i - 1 if best_i > i else best_i
-                    continue
-                rank = (-head.spec.priority, head.seq)
-                if best_rank is None or rank < best_rank:
-                    best_rank, best_i = rank, i
-            if best_i < 0:
-                break
-            key, agents = active[best_i]
-            rec = queue.pop(key)
-            agent = pick(rec, agents)
-            self._assign(rec, agent, now)
-            lst = out.get(agent.agent_id)
-            if lst is None:
-                out[agent.agent_id] = [rec]
-            else:
-                lst.append(rec)
-            if agent.credits <= 0:
-                for _, cands in active:
-                    if agent in cands:
-                        cands.remove(agent)
-                active = [(k, c) for k, c in active if c]
-        return out
+        """Assign as many pending tasks as free slots allow (see dispatch.py).
+        Returns agent id -> the tasks newly assigned to it (each with its attempt set)."""
+        return self._dispatcher.run(now)
 
     def _assign(self, rec: TaskRecord, agent: AgentRecord, now: float) -> None:
         rec.attempt += 1
@@ -365,6 +344,11 @@ class MeshCore:
             self.registry.remove(agent)
         self._expire_deadlines(now)
         self._prune(now)
+        dt = 0.0 if self._last_tick is None else now - self._last_tick
+        self._last_tick = now
+        self.feedback.tick(now, dt, self._tasks)
+        self._dispatch_rate = self._queue.fair.tick(self._queue.tenants, dt)
+        self._queue.forget_idle()
         return expired
 
     def _expire_deadlines(self, now: float) -> None:

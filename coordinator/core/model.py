@@ -39,12 +39,16 @@ class StatusCode(enum.IntEnum):
 
 
 class CoreError(Exception):
-    """A caller's mistake, with the gRPC status the shell should answer with."""
+    """A caller's mistake, with the gRPC status the shell should answer with.
 
-    def __init__(self, code: StatusCode, message: str) -> None:
+    retry_after_ms > 0 is a hint for over-limit errors: when a retry is likely
+    to be accepted (the shell sends it as `grpc-retry-pushback-ms`)."""
+
+    def __init__(self, code: StatusCode, message: str, retry_after_ms: int = 0) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.retry_after_ms = retry_after_ms
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +100,16 @@ class TaskRecord:
     outcome: Outcome | None = None
     assigned_at: float | None = None
     finished_at: float | None = None
+    # Queue entry token: a heap entry is live only while it matches (a task can
+    # be re-queued, and the queue keeps stale entries until they surface).
+    qtoken: int = 0
+    # Why the last assignment went where it went: the strategy's name, a reason
+    # (a constant string, formatted only when someone asks), the winning score
+    # and how many agents had a free slot.
+    route_strategy: str = ""
+    route_reason: str = ""
+    route_score: float = 0.0
+    route_candidates: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +152,37 @@ class Registration:
 
 
 @dataclass(slots=True)
+class KindStat:
+    """What the coordinator has learned about one agent running one task kind."""
+
+    # Seconds from assignment to result: rises fast on a slower sample, falls slowly.
+    estimate: float
+    samples: int = 0
+    # When the estimate last moved (a sample, or decay while the agent sat unused).
+    updated_at: float = 0.0
+    # Seeded from a heartbeat rather than measured by the coordinator.
+    from_heartbeat: bool = False
+
+
+@dataclass(slots=True)
+class AgentStats:
+    """Per agent id, kept across its sessions: latency per kind and health."""
+
+    kinds: dict[str, KindStat] = field(default_factory=dict)
+    # Decaying share of recent results that failed, and the current run of failures.
+    failure_rate: float = 0.0
+    consecutive_failures: int = 0
+    results: int = 0
+    last_result_at: float = 0.0
+    ejected_until: float = 0.0
+    ejections: int = 0
+    last_ejected_at: float = 0.0
+    # Slow start: the allowed concurrency ramps up from ramp_from to ramp_until.
+    ramp_from: float = 0.0
+    ramp_until: float = 0.0
+
+
+@dataclass(slots=True)
 class AgentRecord:
     agent_id: str
     labels: dict[str, int]
@@ -155,6 +200,10 @@ class AgentRecord:
     completed: int = 0
     failed: int = 0
     heartbeat: Heartbeat = Heartbeat()
+    # Concurrency the balancer lets this agent have: its capacity, less while
+    # it is in slow start, 0 while it is ejected as an outlier.
+    allowed: int = 0
+    stats: AgentStats = field(default_factory=AgentStats)
 
     @property
     def load(self) -> float:

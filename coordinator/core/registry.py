@@ -49,6 +49,7 @@ class Registry:
             last_seen=now,
             peer=reg.peer,
             credits=reg.credits,
+            allowed=reg.capacity,
         )
         old = self._gone.pop(reg.agent_id, None)
         if old is not None:

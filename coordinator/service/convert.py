@@ -114,7 +114,8 @@ def outcome_to_proto(o: Outcome, p: types_pb2.TaskOutcome, *, payload: bool = Tr
         p.cache_hit = True
 
 
-def task_to_proto(rec: TaskRecord, *, payloads: bool = True, pending_reason: str = "") -> types_pb2.Task:
+def task_to_proto(rec: TaskRecord, *, payloads: bool = True, pending_reason: str = "",
+                  routing_reason: str = "") -> types_pb2.Task:
     p = types_pb2.Task(task_id=rec.task_id, state=wire_enum(rec.state), attempt=rec.attempt, agent_id=rec.agent_id)
     spec_to_proto(rec.spec, p.spec, payload=payloads)
     if rec.outcome is not None:
@@ -126,6 +127,10 @@ def task_to_proto(rec: TaskRecord, *, payloads: bool = True, pending_reason: str
         _ts(rec.finished_at, p.finished_at)
     if pending_reason:
         p.pending_reason = pending_reason
+    if routing_reason:
+        # Only in the detail view: formatting it for every watched update would cost per task.
+        p.strategy = rec.route_strategy
+        p.routing_reason = routing_reason
     return p
 
 

@@ -16,6 +16,7 @@ import grpc
 
 from coordinator.core.model import CoreError
 from coordinator.service import convert
+from coordinator.service.cache_sync import invalidations_to_proto
 from coordinator.service.task_service import STATUS
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
 
@@ -35,6 +36,7 @@ class AgentSession:
         self._assignments: list[mesh_pb2.Assignment] = []
         self._acks: list[mesh_pb2.ResultAck] = []
         self._cancels: list[mesh_pb2.TaskRef] = []
+        self._invalidations: list[mesh_pb2.Invalidation] = []
         self._drain = False
         self._recorded = 0
         self._registered: mesh_pb2.Registered | None = None
@@ -66,6 +68,10 @@ class AgentSession:
         self._cancels.extend(mesh_pb2.TaskRef(task_id=t, attempt=a) for t, a in refs)
         self._kick()
 
+    def send_invalidations(self, items: list[mesh_pb2.Invalidation]) -> None:
+        self._invalidations.extend(items)
+        self._kick()
+
     def send_drain(self) -> None:
         self._drain = True
         self._kick()
@@ -93,6 +99,10 @@ class AgentSession:
             if self._registered is not None:
                 frame.registered.CopyFrom(self._registered)
                 self._registered = None
+            if self._invalidations:
+                # The agent applies these before the frame's assignments.
+                frame.invalidations.extend(self._invalidations)
+                self._invalidations = []
             if self._assignments:
                 frame.assignments.extend(self._assignments)
                 self._assignments = []
@@ -131,12 +141,22 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
         sess = AgentSession(context, agent.agent_id, agent.session)
         self._c.sessions[agent.agent_id] = sess
         cfg = self._c.config
+        # Same step as joining `sessions`: every invalidation reaches this agent
+        # exactly once, live or in this catch-up.
+        catch = self._c.cache_sync.catch_up(first.register.cache_epoch, first.register.cache_seq)
         sess.send_registered(mesh_pb2.Registered(
             agent_id=agent.agent_id,
             session=agent.session,
             heartbeat_interval_ms=int(cfg.heartbeat_interval_s * 1000),
             lease_timeout_ms=int(cfg.lease_timeout_s * 1000),
+            invalidation_epoch=catch.epoch,
+            invalidation_seq=catch.head,
+            clear_cache=catch.clear,
         ))
+        if catch.replay:
+            sess.send_invalidations(invalidations_to_proto(catch.replay))
+        if catch.clear:
+            self._c.cache_sync.agent_joined_cold(agent)
         log.info("agent %s registered (session %d, capacity %d, labels %s) from %s",
                  agent.agent_id, agent.session, agent.capacity, agent.labels, reg.peer)
         self._c.schedule_dispatch()
@@ -187,3 +207,5 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
                 sess.send_acks(len(acks) - len(rejected), rejected)
             if frame.credits or frame.draining:
                 self._c.schedule_dispatch()
+            if frame.invalidation_reports:
+                self._c.cache_sync.on_reports(sess.agent_id, frame.invalidation_reports)

@@ -20,6 +20,7 @@ R = TypeVar("R")
 STATUS: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
 MAX_WATCH_IDS = 100_000
 MAX_LIST = 10_000
+MAX_INVALIDATE_WAIT_MS = 60_000
 # Keep each WatchTasks message well under the message size limit.
 WATCH_CHUNK = 500
 
@@ -32,7 +33,9 @@ def core_errors(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
         try:
             return await fn(self, request, context)
         except CoreError as e:
-            await context.abort(STATUS[e.code], e.message)
+            # gRPC clients with a retry policy honour the pushback trailer.
+            trailer = (("grpc-retry-pushback-ms", str(e.retry_after_ms)),) if e.retry_after_ms else ()
+            await context.abort(STATUS[e.code], e.message, trailer)
             raise  # unreachable: abort raises
 
     return wrapper
@@ -51,8 +54,10 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
                           ) -> tasks_pb2.SubmitTasksResponse:
         specs = [convert.task_spec_from_proto(t) for t in request.tasks]
-        submitted = self._core.submit(specs, time.time())
+        now = time.time()
+        submitted = self._core.submit(specs, now)
         self._c.schedule_dispatch()
+        self._c.cache_sync.observe(specs, now)
         return tasks_pb2.SubmitTasksResponse(tasks=[
             tasks_pb2.SubmittedTask(task_id=s.task_id, deduplicated=s.deduplicated, state=convert.wire_enum(s.state))
             for s in submitted
@@ -63,7 +68,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         if not request.task_id:
             raise invalid("task_id: is required")
         rec = self._core.get(request.task_id)
-        return convert.task_to_proto(rec, pending_reason=self._core.pending_reason(rec))
+        return convert.task_to_proto(rec, pending_reason=self._core.pending_reason(rec),
+                                     routing_reason=self._core.routing_reason(rec))
 
     @core_errors
     async def ListTasks(self, request: tasks_pb2.ListTasksRequest, context: grpc.aio.ServicerContext
@@ -157,4 +163,18 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             evicted_total=c.evicted,
             uptime_s=time.time() - self._c.started_at,
             agents=[convert.agent_to_proto(a) for a in live],
+            invalidations_total=self._c.cache_sync.log.appended,
+            invalidation_epoch=self._c.cache_sync.log.epoch,
+            invalidation_seq=self._c.cache_sync.log.head,
+            warmups_total=self._c.cache_sync.warmups_total,
         )
+
+    @core_errors
+    async def Invalidate(self, request: tasks_pb2.InvalidateRequest, context: grpc.aio.ServicerContext
+                         ) -> tasks_pb2.InvalidateResponse:
+        if request.wait_ms > MAX_INVALIDATE_WAIT_MS:
+            raise invalid(f"wait_ms: {request.wait_ms} is more than {MAX_INVALIDATE_WAIT_MS}")
+        wait_s = request.wait_ms / 1000 if request.wait_ms else self._c.config.invalidate_wait_s
+        r = await self._c.cache_sync.invalidate(list(request.dependencies), wait_s)
+        return tasks_pb2.InvalidateResponse(seq=r.seq, dropped=r.dropped, agents_answered=r.agents_answered,
+                                            agents_total=r.agents_total, warmups_submitted=r.warmups_submitted)

@@ -72,9 +72,12 @@ def sidecar_command(
     return cmd
 
 
-def _child_env() -> dict[str, str]:
+def _child_env(workdir: Path) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONUNBUFFERED"] = "1"
+    # Sidecars' default result caches go in the work directory, so a throwaway
+    # mesh leaves nothing behind and every run starts cold.
+    env["XDG_CACHE_HOME"] = str(workdir / "cache")
     # Make the sibling packages importable even from a plain source checkout.
     root = Path(__file__).resolve().parents[2]
     if (root / "coordinator").is_dir():
@@ -110,7 +113,7 @@ class _Child:
             self.proc = subprocess.Popen(
                 cmd,
                 cwd=workdir,
-                env=_child_env(),
+                env=_child_env(workdir),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,

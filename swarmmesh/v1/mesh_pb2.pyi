@@ -8,21 +8,23 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class SidecarFrame(_message.Message):
-    __slots__ = ("register", "results", "credits", "heartbeat", "draining")
+    __slots__ = ("register", "results", "credits", "heartbeat", "draining", "invalidation_reports")
     REGISTER_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
     DRAINING_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATION_REPORTS_FIELD_NUMBER: _ClassVar[int]
     register: Register
     results: _containers.RepeatedCompositeFieldContainer[TaskResult]
     credits: int
     heartbeat: Heartbeat
     draining: bool
-    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., credits: _Optional[int] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., draining: _Optional[bool] = ...) -> None: ...
+    invalidation_reports: _containers.RepeatedCompositeFieldContainer[InvalidationReport]
+    def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., credits: _Optional[int] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., draining: _Optional[bool] = ..., invalidation_reports: _Optional[_Iterable[_Union[InvalidationReport, _Mapping]]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("agent_id", "labels", "kinds", "capacity", "version", "credits")
+    __slots__ = ("agent_id", "labels", "kinds", "capacity", "version", "credits", "cache_epoch", "cache_seq")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -36,13 +38,17 @@ class Register(_message.Message):
     CAPACITY_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
     CREDITS_FIELD_NUMBER: _ClassVar[int]
+    CACHE_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    CACHE_SEQ_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     labels: _containers.ScalarMap[str, int]
     kinds: _containers.RepeatedScalarFieldContainer[str]
     capacity: int
     version: str
     credits: int
-    def __init__(self, agent_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, int]] = ..., kinds: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., version: _Optional[str] = ..., credits: _Optional[int] = ...) -> None: ...
+    cache_epoch: str
+    cache_seq: int
+    def __init__(self, agent_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, int]] = ..., kinds: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., version: _Optional[str] = ..., credits: _Optional[int] = ..., cache_epoch: _Optional[str] = ..., cache_seq: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("in_flight", "free_slots", "latencies", "memory_rss_bytes", "cache")
@@ -71,32 +77,40 @@ class TaskResult(_message.Message):
     def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., state: _Optional[_Union[_types_pb2.TaskState, str]] = ..., outcome: _Optional[_Union[_types_pb2.TaskOutcome, _Mapping]] = ...) -> None: ...
 
 class CoordinatorFrame(_message.Message):
-    __slots__ = ("registered", "assignments", "acks", "cancels", "drain", "recorded")
+    __slots__ = ("registered", "assignments", "acks", "cancels", "drain", "recorded", "invalidations")
     REGISTERED_FIELD_NUMBER: _ClassVar[int]
     ASSIGNMENTS_FIELD_NUMBER: _ClassVar[int]
     ACKS_FIELD_NUMBER: _ClassVar[int]
     CANCELS_FIELD_NUMBER: _ClassVar[int]
     DRAIN_FIELD_NUMBER: _ClassVar[int]
     RECORDED_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATIONS_FIELD_NUMBER: _ClassVar[int]
     registered: Registered
     assignments: _containers.RepeatedCompositeFieldContainer[Assignment]
     acks: _containers.RepeatedCompositeFieldContainer[ResultAck]
     cancels: _containers.RepeatedCompositeFieldContainer[TaskRef]
     drain: bool
     recorded: int
-    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., acks: _Optional[_Iterable[_Union[ResultAck, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ..., drain: _Optional[bool] = ..., recorded: _Optional[int] = ...) -> None: ...
+    invalidations: _containers.RepeatedCompositeFieldContainer[Invalidation]
+    def __init__(self, registered: _Optional[_Union[Registered, _Mapping]] = ..., assignments: _Optional[_Iterable[_Union[Assignment, _Mapping]]] = ..., acks: _Optional[_Iterable[_Union[ResultAck, _Mapping]]] = ..., cancels: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ..., drain: _Optional[bool] = ..., recorded: _Optional[int] = ..., invalidations: _Optional[_Iterable[_Union[Invalidation, _Mapping]]] = ...) -> None: ...
 
 class Registered(_message.Message):
-    __slots__ = ("agent_id", "session", "heartbeat_interval_ms", "lease_timeout_ms")
+    __slots__ = ("agent_id", "session", "heartbeat_interval_ms", "lease_timeout_ms", "invalidation_epoch", "invalidation_seq", "clear_cache")
     AGENT_ID_FIELD_NUMBER: _ClassVar[int]
     SESSION_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_INTERVAL_MS_FIELD_NUMBER: _ClassVar[int]
     LEASE_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATION_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATION_SEQ_FIELD_NUMBER: _ClassVar[int]
+    CLEAR_CACHE_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     session: int
     heartbeat_interval_ms: int
     lease_timeout_ms: int
-    def __init__(self, agent_id: _Optional[str] = ..., session: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_timeout_ms: _Optional[int] = ...) -> None: ...
+    invalidation_epoch: str
+    invalidation_seq: int
+    clear_cache: bool
+    def __init__(self, agent_id: _Optional[str] = ..., session: _Optional[int] = ..., heartbeat_interval_ms: _Optional[int] = ..., lease_timeout_ms: _Optional[int] = ..., invalidation_epoch: _Optional[str] = ..., invalidation_seq: _Optional[int] = ..., clear_cache: _Optional[bool] = ...) -> None: ...
 
 class Assignment(_message.Message):
     __slots__ = ("task_id", "attempt", "kind", "payload", "content_type", "timeout_ms", "cache_key", "dependencies", "trace_context", "tenant", "priority")
@@ -130,6 +144,22 @@ class Assignment(_message.Message):
     tenant: str
     priority: int
     def __init__(self, task_id: _Optional[str] = ..., attempt: _Optional[int] = ..., kind: _Optional[str] = ..., payload: _Optional[bytes] = ..., content_type: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., cache_key: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., tenant: _Optional[str] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class Invalidation(_message.Message):
+    __slots__ = ("seq", "dependencies")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    dependencies: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, seq: _Optional[int] = ..., dependencies: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class InvalidationReport(_message.Message):
+    __slots__ = ("seq", "dropped")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    dropped: int
+    def __init__(self, seq: _Optional[int] = ..., dropped: _Optional[int] = ...) -> None: ...
 
 class TaskRef(_message.Message):
     __slots__ = ("task_id", "attempt")

@@ -109,8 +109,30 @@ class GetStatsRequest(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 
+class InvalidateRequest(_message.Message):
+    __slots__ = ("dependencies", "wait_ms")
+    DEPENDENCIES_FIELD_NUMBER: _ClassVar[int]
+    WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    dependencies: _containers.RepeatedScalarFieldContainer[str]
+    wait_ms: int
+    def __init__(self, dependencies: _Optional[_Iterable[str]] = ..., wait_ms: _Optional[int] = ...) -> None: ...
+
+class InvalidateResponse(_message.Message):
+    __slots__ = ("seq", "dropped", "agents_answered", "agents_total", "warmups_submitted")
+    SEQ_FIELD_NUMBER: _ClassVar[int]
+    DROPPED_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_ANSWERED_FIELD_NUMBER: _ClassVar[int]
+    AGENTS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    WARMUPS_SUBMITTED_FIELD_NUMBER: _ClassVar[int]
+    seq: int
+    dropped: int
+    agents_answered: int
+    agents_total: int
+    warmups_submitted: int
+    def __init__(self, seq: _Optional[int] = ..., dropped: _Optional[int] = ..., agents_answered: _Optional[int] = ..., agents_total: _Optional[int] = ..., warmups_submitted: _Optional[int] = ...) -> None: ...
+
 class ClusterStats(_message.Message):
-    __slots__ = ("tasks_by_state", "queue_depth", "agents_ready", "agents_draining", "capacity_total", "in_flight", "submitted_total", "succeeded_total", "failed_total", "cancelled_total", "stale_results_total", "reassigned_total", "deduplicated_total", "evicted_total", "uptime_s", "agents")
+    __slots__ = ("tasks_by_state", "queue_depth", "agents_ready", "agents_draining", "capacity_total", "in_flight", "submitted_total", "succeeded_total", "failed_total", "cancelled_total", "stale_results_total", "reassigned_total", "deduplicated_total", "evicted_total", "uptime_s", "agents", "invalidations_total", "invalidation_epoch", "invalidation_seq", "warmups_total")
     class TasksByStateEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +156,10 @@ class ClusterStats(_message.Message):
     EVICTED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     UPTIME_S_FIELD_NUMBER: _ClassVar[int]
     AGENTS_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATIONS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATION_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    INVALIDATION_SEQ_FIELD_NUMBER: _ClassVar[int]
+    WARMUPS_TOTAL_FIELD_NUMBER: _ClassVar[int]
     tasks_by_state: _containers.ScalarMap[str, int]
     queue_depth: int
     agents_ready: int
@@ -150,4 +176,8 @@ class ClusterStats(_message.Message):
     evicted_total: int
     uptime_s: float
     agents: _containers.RepeatedCompositeFieldContainer[_types_pb2.Agent]
-    def __init__(self, tasks_by_state: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[int] = ..., agents_ready: _Optional[int] = ..., agents_draining: _Optional[int] = ..., capacity_total: _Optional[int] = ..., in_flight: _Optional[int] = ..., submitted_total: _Optional[int] = ..., succeeded_total: _Optional[int] = ..., failed_total: _Optional[int] = ..., cancelled_total: _Optional[int] = ..., stale_results_total: _Optional[int] = ..., reassigned_total: _Optional[int] = ..., deduplicated_total: _Optional[int] = ..., evicted_total: _Optional[int] = ..., uptime_s: _Optional[float] = ..., agents: _Optional[_Iterable[_Union[_types_pb2.Agent, _Mapping]]] = ...) -> None: ...
+    invalidations_total: int
+    invalidation_epoch: str
+    invalidation_seq: int
+    warmups_total: int
+    def __init__(self, tasks_by_state: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[int] = ..., agents_ready: _Optional[int] = ..., agents_draining: _Optional[int] = ..., capacity_total: _Optional[int] = ..., in_flight: _Optional[int] = ..., submitted_total: _Optional[int] = ..., succeeded_total: _Optional[int] = ..., failed_total: _Optional[int] = ..., cancelled_total: _Optional[int] = ..., stale_results_total: _Optional[int] = ..., reassigned_total: _Optional[int] = ..., deduplicated_total: _Optional[int] = ..., evicted_total: _Optional[int] = ..., uptime_s: _Optional[float] = ..., agents: _Optional[_Iterable[_Union[_types_pb2.Agent, _Mapping]]] = ..., invalidations_total: _Optional[int] = ..., invalidation_epoch: _Optional[str] = ..., invalidation_seq: _Optional[int] = ..., warmups_total: _Optional[int] = ...) -> None: ...

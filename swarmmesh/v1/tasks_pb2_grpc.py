@@ -76,6 +76,11 @@ class TaskServiceStub:
                 request_serializer=swarmmesh_dot_v1_dot_tasks__pb2.GetStatsRequest.SerializeToString,
                 response_deserializer=swarmmesh_dot_v1_dot_tasks__pb2.ClusterStats.FromString,
                 _registered_method=True)
+        self.Invalidate = channel.unary_unary(
+                '/swarmmesh.v1.TaskService/Invalidate',
+                request_serializer=swarmmesh_dot_v1_dot_tasks__pb2.InvalidateRequest.SerializeToString,
+                response_deserializer=swarmmesh_dot_v1_dot_tasks__pb2.InvalidateResponse.FromString,
+                _registered_method=True)
 
 
 class TaskServiceServicer:
@@ -136,6 +141,16 @@ class TaskServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Invalidate(self, request, context):
+        """Drops, on every agent, each cached result that depends on one of the
+        names (or is keyed by one), transitively. Agents that are disconnected
+        now catch up when they reconnect. Waits a moment for the connected
+        agents to report how many results they dropped.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TaskServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -178,6 +193,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.GetStats,
                     request_deserializer=swarmmesh_dot_v1_dot_tasks__pb2.GetStatsRequest.FromString,
                     response_serializer=swarmmesh_dot_v1_dot_tasks__pb2.ClusterStats.SerializeToString,
+            ),
+            'Invalidate': grpc.unary_unary_rpc_method_handler(
+                    servicer.Invalidate,
+                    request_deserializer=swarmmesh_dot_v1_dot_tasks__pb2.InvalidateRequest.FromString,
+                    response_serializer=swarmmesh_dot_v1_dot_tasks__pb2.InvalidateResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -397,6 +417,33 @@ class TaskService:
             '/swarmmesh.v1.TaskService/GetStats',
             swarmmesh_dot_v1_dot_tasks__pb2.GetStatsRequest.SerializeToString,
             swarmmesh_dot_v1_dot_tasks__pb2.ClusterStats.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Invalidate(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmmesh.v1.TaskService/Invalidate',
+            swarmmesh_dot_v1_dot_tasks__pb2.InvalidateRequest.SerializeToString,
+            swarmmesh_dot_v1_dot_tasks__pb2.InvalidateResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -106,7 +106,7 @@ class TaskOutcome(_message.Message):
     def __init__(self, output: _Optional[bytes] = ..., content_type: _Optional[str] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ..., duration_us: _Optional[int] = ..., cache_hit: _Optional[bool] = ...) -> None: ...
 
 class Task(_message.Message):
-    __slots__ = ("task_id", "spec", "state", "attempt", "agent_id", "outcome", "created_at", "assigned_at", "finished_at", "pending_reason")
+    __slots__ = ("task_id", "spec", "state", "attempt", "agent_id", "outcome", "created_at", "assigned_at", "finished_at", "pending_reason", "strategy", "routing_reason")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     SPEC_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -117,6 +117,8 @@ class Task(_message.Message):
     ASSIGNED_AT_FIELD_NUMBER: _ClassVar[int]
     FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
     PENDING_REASON_FIELD_NUMBER: _ClassVar[int]
+    STRATEGY_FIELD_NUMBER: _ClassVar[int]
+    ROUTING_REASON_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     spec: TaskSpec
     state: TaskState
@@ -127,7 +129,9 @@ class Task(_message.Message):
     assigned_at: _timestamp_pb2.Timestamp
     finished_at: _timestamp_pb2.Timestamp
     pending_reason: str
-    def __init__(self, task_id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., attempt: _Optional[int] = ..., agent_id: _Optional[str] = ..., outcome: _Optional[_Union[TaskOutcome, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pending_reason: _Optional[str] = ...) -> None: ...
+    strategy: str
+    routing_reason: str
+    def __init__(self, task_id: _Optional[str] = ..., spec: _Optional[_Union[TaskSpec, _Mapping]] = ..., state: _Optional[_Union[TaskState, str]] = ..., attempt: _Optional[int] = ..., agent_id: _Optional[str] = ..., outcome: _Optional[_Union[TaskOutcome, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., assigned_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., pending_reason: _Optional[str] = ..., strategy: _Optional[str] = ..., routing_reason: _Optional[str] = ...) -> None: ...
 
 class KindLatency(_message.Message):
     __slots__ = ("kind", "ewma_ms", "completed", "failed")

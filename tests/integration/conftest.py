@@ -40,7 +40,8 @@ class Mesh:
         ready = self.tmp / f"sidecar-{agent_id}-{len(self.procs)}.json"
         args = sidecar_args(self.address, agent_id, ready, "--handler", f"{HANDLERS}:{handler}", *extra)
         proc = Proc(args, ready, self.tmp / f"sidecar-{agent_id}-{len(self.procs)}.log",
-                    env={"SWARMMESH_TEST_EXEC_LOG": str(self.exec_log)})
+                    # Default cache directories live under the test's own tmp dir.
+                    env={"SWARMMESH_TEST_EXEC_LOG": str(self.exec_log), "XDG_CACHE_HOME": str(self.tmp / "xdg")})
         self.procs.append(proc)
         if wait:
             proc.ready()

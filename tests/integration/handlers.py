@@ -32,5 +32,13 @@ async def sleepy(ctx: Any) -> dict[str, Any]:
     return {"agent": ctx.agent_id, "attempt": ctx.attempt}
 
 
+async def paced(ctx: Any) -> dict[str, Any]:
+    """Sleeps for payload {"ms": {agent_id: N}}: one payload, agents of different speeds."""
+    _log_execution(ctx)
+    ms = json.loads(ctx.payload or b"{}").get("ms", {}).get(ctx.agent_id, 10)
+    await asyncio.sleep(ms / 1000)
+    return {"agent": ctx.agent_id}
+
+
 def boom(ctx: Any) -> None:
     raise ValueError(f"cannot handle {ctx.payload.decode()!r}")
