@@ -118,7 +118,9 @@ class RunResult:
         return out
 
     def jain(self) -> float:
-        return jain(list(self.throughput_by_tenant().values()))
+        """Over tenants' served throughput; NaN with fewer than two tenants."""
+        shares = list(self.throughput_by_tenant().values())
+        return jain(shares) if len(shares) > 1 else math.nan
 
     def cache_hit_rate(self) -> float:
         keyed = len(self.samples)

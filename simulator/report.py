@@ -43,6 +43,8 @@ def table(exp: Experiment, results: list[RunResult]) -> str:
         head += [f"{exp.focus} p50", f"{exp.focus} p99", f"{exp.focus} max wait s"]
     if exp.name == "cache":
         head.append("hit rate")
+    if any(r.summary().failed for r in results):
+        head.append("failed")
     if any(r.rejected for r in results):
         head.append("rejected")
     rows = [head]
@@ -55,6 +57,8 @@ def table(exp: Experiment, results: list[RunResult]) -> str:
             row += [_ms(f.p50_ms), _ms(f.p99_ms), f"{f.max_wait_s:.2f}"]
         if exp.name == "cache":
             row.append(f"{r.cache_hit_rate():.1%}")
+        if "failed" in head:
+            row.append(f"{s.failed:,} ({s.failed / max(s.tasks, 1):.1%})")
         if "rejected" in head:
             row.append(", ".join(f"{k} {v:,}" for k, v in sorted(r.rejected.items())) or "-")
         rows.append(row)
@@ -103,6 +107,10 @@ def checks(exp: Experiment, results: list[RunResult]) -> list[Check]:
         out.append(Check(name, "high-priority p99 within 10% with a low-priority flood",
                          f"{flooded:.1f} ms vs {alone:.1f} ms alone ({flooded / alone - 1:+.1%})",
                          flooded <= 1.10 * alone))
+    elif name == "errors":
+        on, off = r["hybrid, outlier ejection"].summary().failed, r["hybrid, no ejection"].summary().failed
+        out.append(Check(name, "outlier ejection cuts failed tasks at least 10x",
+                         f"{on:,} vs {off:,} without ejection", 10 * on <= off))
     elif name == "aging":
         run = exp.runs[0]
         res = r[run.label]

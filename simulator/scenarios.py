@@ -125,6 +125,21 @@ def cache(duration: float) -> Experiment:
         Run(s, sc, s) for s in ("hybrid", "cache-affinity", "least-loaded", "round-robin")))
 
 
+def errors(duration: float) -> Experiment:
+    """One agent fails half of its tasks: outlier ejection takes it out, then probes it."""
+    agents = list(_fleet([1] * 8))
+    agents[0] = replace(agents[0], error_rate=0.5)
+    base = Scenario("errors", "", tuple(agents), (), duration_s=duration)
+    sc = replace(base, streams=(Stream("work", rate=0.6 * base.capacity_per_s()),),
+                 title="Errors: 8 equal agents x 4 slots, agent-0 fails half of its tasks; Poisson arrivals "
+                       "at 60% of capacity")
+    no_eject = replace(sc, core=replace(sc.core, health=replace(sc.core.health, outlier_ejection=False)))
+    return Experiment("errors", sc.title, (
+        Run("hybrid, outlier ejection", sc, "hybrid"),
+        Run("hybrid, no ejection", no_eject, "hybrid"),
+    ))
+
+
 EXPERIMENTS: dict[str, Callable[[float], Experiment]] = {
     "w5": w5,
     "slow-agent": slow_agent,
@@ -132,5 +147,6 @@ EXPERIMENTS: dict[str, Callable[[float], Experiment]] = {
     "priority": priority,
     "aging": aging,
     "cache": cache,
+    "errors": errors,
 }
 DEFAULT_DURATION_S = 60.0

@@ -5,8 +5,9 @@ agents that may serve the class, the ones with a free slot right now, and (for
 strategies that use it) each agent's expected service time for the class's
 kind. A strategy's `pick` returns an agent with a free slot, or None to leave
 the task queued, and says why through `pool.reason` and `pool.score`. Picks
-are O(candidates) and allocate nothing; beyond `BalancerConfig.full_scan_limit`
-candidates, strategies sample instead of scanning.
+are O(candidates) and, for a task without cache key or preferred labels,
+allocate nothing; beyond `BalancerConfig.full_scan_limit` candidates,
+strategies sample instead of scanning.
 """
 
 from __future__ import annotations

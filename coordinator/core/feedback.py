@@ -55,7 +55,10 @@ class HealthConfig:
 
 
 _FAILURE_GAIN = 0.1  # failure_rate is an EWMA over roughly the last 10 results
+# Stalled: holding work, yet silent for this many times the estimate, and at
+# least _STALL_MIN_S (shorter silences are scheduling and batching jitter).
 _STALL_FACTOR = 4.0
+_STALL_MIN_S = 1.0
 _MAX_REMEMBERED = 10_000
 
 
@@ -63,9 +66,12 @@ class Feedback:
     def __init__(self, fleet: Callable[[], list[AgentRecord]], config: HealthConfig | None = None) -> None:
         self.config = config or HealthConfig()
         self._fleet = fleet
+        # Read per result: plain attributes are cheaper than the frozen config's.
+        self._rise = self.config.latency_rise
+        self._fall = self.config.latency_fall
+        self._overhead = self.config.dispatch_overhead_s
         # Survives sessions so that a reconnecting agent keeps its history; bounded.
         self._stats: OrderedDict[str, AgentStats] = OrderedDict()
-        self._fleet_failure = 0.0
         # Median estimate per kind over agents with samples; refreshed by tick.
         self.baseline: dict[str, float] = {}
         # kind -> agent id -> the estimate routing uses (the KindStat's, or
@@ -115,9 +121,10 @@ class Feedback:
 
     def on_result(self, agent: AgentRecord, kind: str, failed: bool, latency_s: float, now: float) -> None:
         """One result the agent reported for a task it held, and how long the
-        agent took to run it (its handler time when the sidecar reports one:
-        time in frames and queues is load, which the load term and credits
-        already count). latency_s < 0: not a sample (a cache hit)."""
+        agent took to run it: its handler time as the sidecar measured it. Time
+        in frames and queues is load, which the load term and credits already
+        count; routing adds dispatch_overhead_s. latency_s < 0: not a sample
+        (a cache hit)."""
         s = agent.stats
         if latency_s >= 0:
             st = s.kinds.get(kind)
@@ -125,16 +132,13 @@ class Feedback:
                 s.kinds[kind] = st = KindStat(latency_s, 1, now)
             else:
                 est = st.estimate
-                if latency_s > est:
-                    st.estimate = est + (latency_s - est) * self.config.latency_rise
-                else:
-                    st.estimate = est + (latency_s - est) * self.config.latency_fall
+                st.estimate = est + (latency_s - est) * (self._rise if latency_s > est else self._fall)
                 st.samples += 1
                 st.updated_at = now
             by_agent = self.by_kind.get(kind)
             if by_agent is None:
                 by_agent = self.by_kind[kind] = {}
-            by_agent[agent.agent_id] = st.estimate + self.config.dispatch_overhead_s
+            by_agent[agent.agent_id] = st.estimate + self._overhead
         s.results += 1
         s.last_result_at = now
         if failed:
@@ -142,9 +146,10 @@ class Feedback:
             s.failure_rate += (1.0 - s.failure_rate) * _FAILURE_GAIN
             if self.config.outlier_ejection and self._should_eject(s):
                 self._eject(agent, now)
-        else:
+        elif s.failure_rate:
             s.consecutive_failures = 0
-            s.failure_rate -= s.failure_rate * _FAILURE_GAIN
+            # Below a hundredth it is noise: settle at 0 and skip this from then on.
+            s.failure_rate = 0.0 if s.failure_rate < 0.01 else s.failure_rate * (1.0 - _FAILURE_GAIN)
 
     def on_heartbeat(self, agent: AgentRecord, hb: Heartbeat, now: float) -> None:
         """Seed kinds the coordinator has not measured yet. Measured estimates
@@ -164,8 +169,6 @@ class Feedback:
 
     def _should_eject(self, s: AgentStats) -> bool:
         cfg = self.config
-        if self._fleet_failure >= cfg.fleet_failure_ceiling:
-            return False
         return (s.consecutive_failures >= cfg.eject_consecutive
                 or (s.results >= cfg.eject_min_results and s.failure_rate >= cfg.eject_failure_rate))
 
@@ -176,6 +179,10 @@ class Feedback:
         live = [a for a in self._fleet() if a.state == AgentState.READY]
         ejected = sum(1 for a in live if now < a.stats.ejected_until)
         if ejected + 1 > max(1, int(len(live) * cfg.max_ejected_fraction)) or len(live) < 2:
+            return
+        # Only an outlier: when the other agents fail as often, the tasks are bad.
+        others = [a.stats.failure_rate for a in live if a is not agent and a.stats.results]
+        if not others or _median(others) >= cfg.fleet_failure_ceiling:
             return
         s = agent.stats
         # Repeat offenders stay out longer; a long clean spell forgives them.
@@ -193,7 +200,6 @@ class Feedback:
         unused estimates drift back toward them, and mark stalled agents."""
         cfg = self.config
         by_kind: dict[str, list[float]] = {}
-        failures = []
         fleet = self._fleet()
         for a in fleet:
             s = a.stats
@@ -207,12 +213,9 @@ class Feedback:
                 self._set_allowed(a, now)
                 if now >= s.ramp_until:
                     s.ramp_until = 0.0
-            if s.results:
-                failures.append(s.failure_rate)
             for kind, st in s.kinds.items():
                 if st.samples:
                     by_kind.setdefault(kind, []).append(st.estimate)
-        self._fleet_failure = _median(failures) if failures else 0.0
         self.baseline = {k: _median(v) for k, v in by_kind.items()}
         keep = math.exp(-dt / cfg.latency_forget_s) if dt > 0 else 1.0
         stale = now - cfg.latency_forget_s / 4
@@ -227,7 +230,7 @@ class Feedback:
                 if base is not None and st.updated_at < stale and st.estimate > base:
                     st.estimate = base + (st.estimate - base) * keep
                 est = st.estimate + cfg.dispatch_overhead_s
-                if silence > _STALL_FACTOR * est:
+                if silence > _STALL_FACTOR * est and silence > _STALL_MIN_S:
                     est = silence
                 by_agent = self.by_kind.get(kind)
                 if by_agent is None:

@@ -276,10 +276,10 @@ class MeshCore:
             else:
                 agent.failed += 1
             if state != TaskState.CANCELLED:
-                # A cache hit says nothing about how fast the agent runs the kind.
+                # Handler time as the sidecar measured it (0 for a sub-microsecond
+                # handler); a cache hit says nothing about how fast the agent runs the kind.
                 o = r.outcome
-                sample = (-1.0 if o.cache_hit else o.duration_us / 1e6 if o.duration_us
-                          else now - rec.assigned_at if rec.assigned_at is not None else -1.0)
+                sample = -1.0 if o.cache_hit else o.duration_us / 1e6
                 self.feedback.on_result(agent, rec.spec.kind, state == TaskState.FAILED, sample, now)
             self._finish(rec, state, r.outcome, now)
             return Ack(r.task_id, r.attempt, StatusCode.OK)

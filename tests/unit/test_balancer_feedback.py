@@ -40,7 +40,9 @@ def run(core: MeshCore, n: int, now: float, took: dict[str, float] | None = None
         agent = core.registry.get(agent_id)
         assert agent is not None
         state = TaskState.FAILED if agent_id in fail else TaskState.SUCCEEDED
-        outcome = Outcome(error="boom", error_type="handler_error") if agent_id in fail else Outcome()
+        us = int(took.get(agent_id, 0.01) * 1e6)  # the sidecar reports handler time
+        outcome = (Outcome(error="boom", error_type="handler_error", duration_us=us) if agent_id in fail
+                   else Outcome(duration_us=us))
         core.frame(agent_id, agent.session, now + took.get(agent_id, 0.01),
                    [ResultIn(r.task_id, r.attempt, state, outcome) for r in recs], credits=len(recs))
     return counts
@@ -148,6 +150,7 @@ def test_never_more_than_half_the_fleet_is_ejected() -> None:
 def test_when_every_eligible_agent_is_ejected_work_still_flows() -> None:
     core = core_with(eject_consecutive=2)
     join(core, "a", 0)
+    run(core, 1, 0)  # a succeeds: failures on b are b's, not the tasks'
     b, _ = core.register(Registration("b", (("gpu", 1),), frozenset(), 4, "1", 4), 0)
     for i in range(3):
         core.submit([TaskSpec(kind="k", required_labels=(("gpu", 1),))], i)
@@ -172,8 +175,10 @@ def test_a_stalled_agent_is_not_waited_for() -> None:
     assert len(fast.in_flight) == 2
     core.submit([TaskSpec(kind="k")], 41.0)
     assert core.dispatch(41.0) == {}  # waiting for fast, which looks 5x faster
-    core.tick(41.0)
-    assert list(core.dispatch(41.0)) == ["slow"]  # a second of silence: stalled, not waited for
+    core.tick(40.9)
+    assert core.dispatch(41.0) == {}  # under a second of silence is jitter
+    core.tick(41.5)
+    assert list(core.dispatch(41.5)) == ["slow"]  # over a second, and 4x its estimate: stalled
 
 
 def test_an_unused_slow_estimate_drifts_back_so_the_agent_is_probed() -> None:

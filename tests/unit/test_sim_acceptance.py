@@ -20,7 +20,8 @@ from simulator.scenarios import EXPERIMENTS, Experiment
 
 # Simulated seconds per experiment: long enough for each scenario's events
 # (W5's slowdown at half time, the slow agent's middle third).
-DURATION = {"w5": 30.0, "slow-agent": 30.0, "fairness": 15.0, "priority": 20.0, "aging": 10.0, "cache": 10.0}
+DURATION = {"w5": 30.0, "slow-agent": 30.0, "fairness": 15.0, "priority": 20.0, "aging": 10.0, "cache": 10.0,
+            "errors": 15.0}
 
 
 def only(exp: Experiment, *labels: str) -> Experiment:
@@ -40,6 +41,7 @@ def result(name: str, label: str) -> RunResult:
     ("fairness", ("hybrid, fair share",)),
     ("priority", ("hybrid, high alone", "hybrid, high + low flood")),
     ("aging", ("hybrid, aging bound 2 s",)),
+    ("errors", ("hybrid, outlier ejection", "hybrid, no ejection")),
 ])
 def test_acceptance_bar(name: str, labels: tuple[str, ...]) -> None:
     exp = only(EXPERIMENTS[name](DURATION[name]), *labels)
