@@ -50,6 +50,11 @@ class CoordinatorConfig:
     strategy: str = "hybrid"
     # Per-kind strategies, "kind=strategy,kind2=strategy2".
     strategy_overrides: str = ""
+    # Cache affinity: a key's owner keeps taking its tasks while its load is at
+    # most (1 + slack) times the pool's average. Credits already cap what any
+    # agent holds, so the bound only has to stop a hot key from monopolising
+    # its owner; tighter values scatter hot keys and cost hit rate (W4).
+    cache_load_slack: float = 2.0
     # Shares of dispatch when tenants compete, "tenant=weight,..."; unlisted tenants weigh 1.
     tenant_weights: str = ""
     # Pending tasks one tenant may have; beyond it RESOURCE_EXHAUSTED with a retry hint. 0 = no limit.
@@ -87,7 +92,8 @@ class CoordinatorConfig:
             retention_s=self.result_retention_s,
             max_retained=self.max_retained_results,
             max_queued=self.max_queued_tasks,
-            balancer=BalancerConfig(strategy=self.strategy, overrides=parse_overrides(self.strategy_overrides)),
+            balancer=BalancerConfig(strategy=self.strategy, overrides=parse_overrides(self.strategy_overrides),
+                                    cache_load_slack=self.cache_load_slack),
             fairness=FairnessConfig(priority_step_s=self.priority_step_s, aging_bound_s=self.aging_bound_s,
                                     tenant_weights=parse_weights(self.tenant_weights),
                                     max_pending_per_tenant=self.max_pending_per_tenant),
