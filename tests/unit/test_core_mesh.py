@@ -298,3 +298,19 @@ def test_cancelled_and_expired_entries_do_not_pile_up(core: MeshCore) -> None:
     assert core._queue.entries() < 1100
     assert len(core._deadlines) < 1100
     assert core.counters.submitted == 3000
+
+
+def test_a_large_fleet_is_offered_to_the_strategy_as_a_rotating_sample() -> None:
+    from coordinator.core.dispatch import SAMPLE, SAMPLE_OVER
+
+    core = MeshCore(CoreConfig())
+    n = SAMPLE_OVER * 4
+    for i in range(n):
+        core.register(reg(f"a{i}", capacity=1), 0)
+    core.submit([spec() for _ in range(n)], 100)
+    out = core.dispatch(100)
+    # Every agent still gets work: the sample moves across the fleet.
+    assert sum(len(v) for v in out.values()) == n and len(out) == n
+    core.submit([spec()], 101)
+    assert core.dispatch(101) == {}  # no free slot anywhere
+    assert SAMPLE < SAMPLE_OVER
