@@ -139,11 +139,11 @@ def parse_ttl(text: str) -> tuple[str, float]:
 
 def parse_ttls(text: str) -> dict[str, float]:
     """'a=60,b=5' -> {'a': 60.0, 'b': 5.0}."""
-    return dict(parse_ttl(part) for part in _split(text))
+    return dict(parse_ttl(part) for part in split_list(text))
 
 
 def parse_kinds(text: str) -> frozenset[str]:
-    return frozenset(_split(text))
+    return frozenset(split_list(text))
 
 
 def parse_bool(text: str) -> bool:
@@ -155,14 +155,17 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {text!r}")
 
 
-def _split(text: str) -> list[str]:
+def split_list(text: str) -> list[str]:
+    """ "a, b,,c" -> ["a", "b", "c"]: the list syntax of flags and env vars."""
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
 # --- argparse ----------------------------------------------------------------
 
 
-def _arg(parse: Callable[[str], object]) -> Callable[[str], object]:
+def arg_type(parse: Callable[[str], object]) -> Callable[[str], object]:
+    """Adapt a ValueError-raising parser into an argparse type function."""
+
     def convert(text: str) -> object:
         try:
             return parse(text)
@@ -196,7 +199,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--cache-ttl",
         action="append",
-        type=_arg(parse_ttl),
+        type=arg_type(parse_ttl),
         metavar="KIND=SECONDS",
         help="freshness of results of KIND; repeatable",
     )

@@ -37,7 +37,7 @@ from types import MappingProxyType
 from typing import Any
 
 from agent_sidecar import cache_config
-from agent_sidecar.cache_config import CacheConfig
+from agent_sidecar.cache_config import CacheConfig, arg_type, split_list
 
 DEFAULT_COORDINATOR = "127.0.0.1:7070"
 ANY_KIND = "*"
@@ -179,11 +179,11 @@ def parse_label(text: str) -> tuple[str, int]:
 
 def parse_labels(text: str) -> dict[str, int]:
     """'text=3,lang=2' -> {'text': 3, 'lang': 2}."""
-    return dict(parse_label(part) for part in _split_list(text))
+    return dict(parse_label(part) for part in split_list(text))
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:
-    return tuple(_split_list(text))
+    return tuple(split_list(text))
 
 
 def parse_handler(text: str) -> tuple[str | None, str]:
@@ -204,7 +204,7 @@ def parse_handler(text: str) -> tuple[str | None, str]:
 def parse_handlers(text: str) -> dict[str, str]:
     """'k1=m:f,k2=m:g' -> {'k1': 'm:f', 'k2': 'm:g'}; every entry needs a kind."""
     out: dict[str, str] = {}
-    for part in _split_list(text):
+    for part in split_list(text):
         kind, spec = parse_handler(part)
         if kind is None and "=" not in part:
             raise ValueError(f"expected KIND=module:function, got {part!r}")
@@ -212,23 +212,9 @@ def parse_handlers(text: str) -> dict[str, str]:
     return out
 
 
-def _split_list(text: str) -> list[str]:
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 # --- argparse ----------------------------------------------------------------
 
 
-def _arg(parse: Callable[[str], object]) -> Callable[[str], object]:
-    """Adapt a ValueError-raising parser into an argparse type function."""
-
-    def convert(text: str) -> object:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
 
 
 def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
@@ -250,16 +236,16 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
     p.add_argument(
         "--label",
         action="append",
-        type=_arg(parse_label),
+        type=arg_type(parse_label),
         metavar="NAME=LEVEL",
         help="expertise label and level; repeatable",
     )
-    p.add_argument("--kinds", type=_arg(parse_kinds), help="comma-separated task kinds to advertise")
+    p.add_argument("--kinds", type=arg_type(parse_kinds), help="comma-separated task kinds to advertise")
     p.add_argument("--capacity", type=int, help="concurrent task slots (default 8)")
     p.add_argument(
         "--handler",
         action="append",
-        type=_arg(parse_handler),
+        type=arg_type(parse_handler),
         metavar="[KIND=]module:function",
         help="handler for KIND, or the default handler without KIND=; repeatable",
     )
