@@ -24,7 +24,14 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from swarmmesh import _convert
-from swarmmesh.errors import Internal, SwarmMeshError, Unavailable, WaitTimeout, from_rpc_error
+from swarmmesh.errors import (
+    DeadlineExceeded,
+    Internal,
+    SwarmMeshError,
+    Unavailable,
+    WaitTimeout,
+    from_rpc_error,
+)
 from swarmmesh.types import (
     AgentInfo,
     ClusterStats,
@@ -103,6 +110,9 @@ class AsyncClient:
         self._channel: Any = None
         self._stub: Any = None
         self._closed = False
+        # Single submits waiting for the next SubmitTasks call (see submit()).
+        self._queued: list[tuple[TaskSpec, asyncio.Future[SubmittedTask]]] = []
+        self._submitter: asyncio.Task[None] | None = None
 
     @property
     def address(self) -> str:
@@ -123,6 +133,14 @@ class AsyncClient:
     async def close(self) -> None:
         """Close the channel; idempotent. Open watch streams are cancelled."""
         self._closed = True
+        if self._submitter is not None:
+            self._submitter.cancel()
+            await asyncio.gather(self._submitter, return_exceptions=True)
+            self._submitter = None
+        for _, waiter in self._queued:
+            if not waiter.done():
+                waiter.set_exception(RuntimeError("the client was closed before the task was submitted"))
+        self._queued = []
         channel, self._channel, self._stub = self._channel, None, None
         if channel is not None:
             await channel.close()
@@ -177,8 +195,46 @@ class AsyncClient:
             trace_context=trace_context or {},
             max_attempts=max_attempts,
         )
-        (submitted,) = await self._submit_batch([spec])
-        return submitted.task_id
+        # Natural coalescing: while one SubmitTasks call is in flight, concurrent
+        # submit() calls queue and go out together in the next call. Nothing
+        # waits on a timer, so a lone submit costs one round trip as before.
+        self._ensure_stub()
+        waiter: asyncio.Future[SubmittedTask] = asyncio.get_running_loop().create_future()
+        self._queued.append((spec, waiter))
+        if self._submitter is None or self._submitter.done():
+            self._submitter = asyncio.create_task(self._submit_queued(), name="swarmmesh-submit")
+        return (await asyncio.shield(waiter)).task_id
+
+    async def _submit_queued(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued[:MAX_SUBMIT_BATCH], self._queued[MAX_SUBMIT_BATCH:]
+            try:
+                results = await self._submit_batch([spec for spec, _ in batch])
+            except Exception as exc:
+                if len(batch) > 1 and not isinstance(exc, Unavailable | DeadlineExceeded):
+                    # Calls are all-or-nothing: one caller's bad spec (or its
+                    # tenant's limit) must not reject the others', so each
+                    # goes again on its own and gets its own answer.
+                    await self._submit_each(batch)
+                else:
+                    for _, waiter in batch:
+                        if not waiter.done():
+                            waiter.set_exception(exc)
+                continue
+            for (_, waiter), result in zip(batch, results, strict=True):
+                if not waiter.done():
+                    waiter.set_result(result)
+
+    async def _submit_each(self, batch: list[tuple[TaskSpec, asyncio.Future[SubmittedTask]]]) -> None:
+        for spec, waiter in batch:
+            try:
+                (result,) = await self._submit_batch([spec])
+            except Exception as exc:
+                if not waiter.done():
+                    waiter.set_exception(exc)
+                continue
+            if not waiter.done():
+                waiter.set_result(result)
 
     async def submit_many(self, specs: Iterable[TaskSpec], *, batch_size: int = 1000) -> list[SubmittedTask]:
         """Submit many tasks in ``SubmitTasks`` calls of ``batch_size``; results in input order.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -87,3 +88,17 @@ def test_demo_runs_and_prints_its_summary() -> None:
     for agent in ("text-agent", "math-agent", "vision-agent"):
         assert agent in done.stdout
     assert "exactly once" in done.stdout and "unexpected       0 failures" in done.stdout
+
+
+async def test_concurrent_submits_coalesce_and_a_bad_one_harms_no_other(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    mesh.start_sidecar("a")
+    async with AsyncClient(mesh.address) as c:
+        good = [c.submit("echo", f"n{i}") for i in range(200)]
+        bad = c.submit("has space")
+        results = await asyncio.gather(*good, bad, return_exceptions=True)
+        *ids, error = results
+        assert isinstance(error, InvalidArgument) and "kind" in error.details
+        assert all(isinstance(i, str) for i in ids) and len(set(ids)) == 200
+        done = await c.wait_all(ids, timeout=60)
+        assert all(t.ok for t in done.values())
