@@ -66,12 +66,19 @@ def encode_payload(payload: PayloadLike, content_type: str = "") -> tuple[bytes,
 # -- enums and timestamps -----------------------------------------------------
 
 
+# Looked up once per task received: the enum's Name() is slow in comparison.
+_TASK_STATES: dict[int, TaskState] = {}
+
+
 def task_state_from_proto(value: int) -> TaskState:
-    try:
-        name = str(types_pb2.TaskState.Name(value))
-    except ValueError:  # a state newer than this client
-        return TaskState.UNSPECIFIED
-    return TaskState(name.removeprefix(_TASK_STATE_PREFIX))
+    state = _TASK_STATES.get(value)
+    if state is None:
+        try:
+            name = str(types_pb2.TaskState.Name(value))
+        except ValueError:  # a state newer than this client
+            return TaskState.UNSPECIFIED
+        state = _TASK_STATES[value] = TaskState(name.removeprefix(_TASK_STATE_PREFIX))
+    return state
 
 
 def task_state_to_proto(state: TaskState | str) -> types_pb2.TaskState:
@@ -98,6 +105,8 @@ def _timestamp(msg: Any, name: str) -> datetime | None:
 
 
 def _labels(value: Mapping[str, int], field: str) -> dict[str, int]:
+    if not value:
+        return {}
     out: dict[str, int] = {}
     for name, level in value.items():
         if not isinstance(name, str) or not name:
@@ -114,21 +123,30 @@ def task_spec_to_proto(spec: TaskSpec) -> types_pb2.TaskSpec:
     if isinstance(spec.dependencies, str):
         raise TypeError("dependencies must be a sequence of strings, not a single string")
     try:
-        return types_pb2.TaskSpec(
-            kind=spec.kind,
-            payload=payload,
-            content_type=content_type,
-            required_labels=_labels(spec.required_labels, "required_labels"),
-            preferred_labels=_labels(spec.preferred_labels, "preferred_labels"),
-            priority=spec.priority,
-            tenant=spec.tenant,
-            timeout_ms=spec.timeout_ms,
-            idempotency_key=spec.idempotency_key,
-            cache_key=spec.cache_key,
-            dependencies=list(spec.dependencies),
-            trace_context=dict(spec.trace_context),
-            max_attempts=spec.max_attempts,
-        )
+        # Only non-default fields: this runs once per task submitted, and an
+        # empty map or list argument still costs a Python-level copy.
+        msg = types_pb2.TaskSpec(kind=spec.kind, payload=payload, content_type=content_type)
+        if spec.required_labels:
+            msg.required_labels.update(_labels(spec.required_labels, "required_labels"))
+        if spec.preferred_labels:
+            msg.preferred_labels.update(_labels(spec.preferred_labels, "preferred_labels"))
+        if spec.priority:
+            msg.priority = spec.priority
+        if spec.tenant:
+            msg.tenant = spec.tenant
+        if spec.timeout_ms:
+            msg.timeout_ms = spec.timeout_ms
+        if spec.idempotency_key:
+            msg.idempotency_key = spec.idempotency_key
+        if spec.cache_key:
+            msg.cache_key = spec.cache_key
+        if spec.dependencies:
+            msg.dependencies.extend(spec.dependencies)
+        if spec.trace_context:
+            msg.trace_context.update(spec.trace_context)
+        if spec.max_attempts:
+            msg.max_attempts = spec.max_attempts
+        return msg
     except (TypeError, ValueError) as exc:
         if isinstance(exc, InvalidArgument):
             raise
@@ -140,15 +158,15 @@ def task_spec_from_proto(msg: types_pb2.TaskSpec) -> TaskSpec:
         kind=msg.kind,
         payload=bytes(msg.payload),
         content_type=msg.content_type,
-        required_labels=dict(msg.required_labels),
-        preferred_labels=dict(msg.preferred_labels),
+        required_labels=dict(msg.required_labels) if msg.required_labels else {},
+        preferred_labels=dict(msg.preferred_labels) if msg.preferred_labels else {},
         priority=msg.priority,
         tenant=msg.tenant,
         timeout_ms=msg.timeout_ms,
         idempotency_key=msg.idempotency_key,
         cache_key=msg.cache_key,
-        dependencies=tuple(msg.dependencies),
-        trace_context=dict(msg.trace_context),
+        dependencies=tuple(msg.dependencies) if msg.dependencies else (),
+        trace_context=dict(msg.trace_context) if msg.trace_context else {},
         max_attempts=msg.max_attempts,
     )
 

@@ -43,6 +43,11 @@ Listener = Callable[[TaskRecord], None]
 TaskRef = tuple[str, int]  # (task_id, attempt)
 
 
+# Raw wire value -> state, for the states a result may report. A dict lookup:
+# comparing an int against IntEnum members costs more, once per result.
+_RESULT_STATES = {s.value: s for s in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)}
+
+
 @dataclass(frozen=True, slots=True)
 class CoreConfig:
     limits: Limits = field(default_factory=Limits)
@@ -260,7 +265,8 @@ class MeshCore:
         return acks
 
     def _complete(self, agent: AgentRecord, r: ResultIn, now: float) -> Ack:
-        if r.state not in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED):
+        state = _RESULT_STATES.get(r.state)
+        if state is None:
             return Ack(r.task_id, r.attempt, StatusCode.INVALID_ARGUMENT,
                        f"result for {r.task_id!r}: state {r.state} is not SUCCEEDED, FAILED or CANCELLED")
         rec = self._tasks.get(r.task_id)
@@ -270,17 +276,16 @@ class MeshCore:
         if (rec.state == TaskState.ASSIGNED and rec.attempt == r.attempt and rec.agent_id == me
                 and rec.session == agent.session):
             agent.in_flight.pop(rec.task_id, None)
-            state = TaskState(r.state)
-            if state == TaskState.SUCCEEDED:
+            if state is TaskState.SUCCEEDED:
                 agent.completed += 1
             else:
                 agent.failed += 1
-            if state != TaskState.CANCELLED:
+            if state is not TaskState.CANCELLED:
                 # Handler time as the sidecar measured it (0 for a sub-microsecond
                 # handler); a cache hit says nothing about how fast the agent runs the kind.
                 o = r.outcome
                 sample = -1.0 if o.cache_hit else o.duration_us / 1e6
-                self.feedback.on_result(agent, rec.spec.kind, state == TaskState.FAILED, sample, now)
+                self.feedback.on_result(agent, rec.spec.kind, state is TaskState.FAILED, sample, now)
             self._finish(rec, state, r.outcome, now)
             return Ack(r.task_id, r.attempt, StatusCode.OK)
         held_once = 1 <= r.attempt <= len(rec.history) and rec.history[r.attempt - 1] == me
