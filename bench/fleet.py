@@ -17,6 +17,7 @@ import json
 import random
 import signal
 import struct
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -116,6 +117,19 @@ async def main_async(ns: argparse.Namespace) -> None:
     Path(ns.out).write_text(json.dumps({"latencies_s": latencies,
                                         "heartbeats": sum(a.heartbeats for a in agents),
                                         "stream_failures": sum(a.failures for a in agents)}))
+
+
+def spawn_fleet(address: str, agents: int, workdir: Path, name: str, *,
+                heartbeat_s: float = 1.0) -> subprocess.Popen[bytes]:
+    """Start a load tool process named `name`: its agent ids start with
+    "name-", it writes `name.ready` once all are registered, `name.json` on
+    SIGTERM and its output to `name.log`, all in workdir."""
+    with (workdir / f"{name}.log").open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "bench.fleet", "--coordinator", address, "--agents", str(agents),
+             "--prefix", f"{name}-", "--heartbeat-s", str(heartbeat_s),
+             "--ready-file", str(workdir / f"{name}.ready"), "--out", str(workdir / f"{name}.json")],
+            stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
 
 
 def main() -> None:

@@ -20,6 +20,7 @@ import psutil
 from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from bench.fleet import spawn_fleet
 from bench.stats import latency_summary_ms
 from swarmmesh.v1 import mesh_pb2_grpc
 
@@ -69,10 +70,7 @@ async def run(workdir: Path, *, rounds: int = 2000, streams: int = 0, window_s: 
                 samples.append(time.perf_counter() - t0)
             out["unary_rtt"] = latency_summary_ms(samples)
         if streams:
-            fleet = [subprocess.Popen([sys.executable, "-m", "bench.fleet", "--coordinator", f"127.0.0.1:{port}",
-                                       "--agents", str(streams // 4), "--prefix", f"floor{i}-",
-                                       "--out", str(workdir / f"floor-{i}.json")],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(4)]
+            fleet = [spawn_fleet(f"127.0.0.1:{port}", streams // 4, workdir, f"floor-{i}") for i in range(4)]
             try:
                 await asyncio.sleep(max(5.0, streams / 1000))  # connect and settle into the 1 Hz rhythm
                 server = psutil.Process(proc.pid)

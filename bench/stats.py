@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import statistics
 from collections.abc import Sequence
 
@@ -28,3 +29,15 @@ def latency_summary_ms(samples_s: Sequence[float]) -> dict[str, float]:
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values)) if values else float("nan")
+
+
+def poisson_offsets(rate: float, duration_s: float, seed: int) -> list[float]:
+    """Arrival times (seconds from start) of a Poisson process, precomputed so
+    an open-loop generator never lets the system under test pace it."""
+    rng = random.Random(seed)
+    out: list[float] = []
+    t = rng.expovariate(rate)
+    while t < duration_s:
+        out.append(t)
+        t += rng.expovariate(rate)
+    return out

@@ -9,27 +9,19 @@ Results arrive on one follow_tenant stream opened before the first submit.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from bench.mesh import bench_mesh, meter_for
-from bench.stats import latency_summary_ms
+from bench.stats import latency_summary_ms, poisson_offsets
 from swarmmesh.client import AsyncClient
 
 
 async def _open_loop(client: AsyncClient, rate: float, duration_s: float, seed: int) -> dict[str, Any]:
     tenant = f"w2-{uuid.uuid4().hex[:8]}"
-    rng = random.Random(seed)
-    schedule: list[float] = []
-    t = 0.0
-    while True:
-        t += rng.expovariate(rate)
-        if t >= duration_s:
-            break
-        schedule.append(t)
+    schedule = poisson_offsets(rate, duration_s, seed)
     finished: dict[str, float] = {}
     intended: dict[str, float] = {}
     sent_late: list[float] = []

@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from bench.fleet import SUBMIT_TIME
+from bench.fleet import SUBMIT_TIME, spawn_fleet
 from bench.mesh import bench_mesh
-from bench.stats import latency_summary_ms
+from bench.stats import latency_summary_ms, poisson_offsets
 from swarmmesh.client import AsyncClient
-
-
-def _fleet(address: str, agents: int, index: int, workdir: Path, heartbeat_s: float) -> subprocess.Popen[bytes]:
-    log = (workdir / f"fleet-{index}.log").open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "bench.fleet", "--coordinator", address, "--agents", str(agents),
-         "--prefix", f"f{index}-", "--heartbeat-s", str(heartbeat_s),
-         "--ready-file", str(workdir / f"fleet-{index}.ready"), "--out", str(workdir / f"fleet-{index}.json")],
-        stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
 
 
 async def _wait_files(paths: list[Path], procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
@@ -47,15 +36,10 @@ async def _wait_files(paths: list[Path], procs: list[subprocess.Popen[bytes]], t
 
 
 async def _light_load(client: AsyncClient, rate: float, duration_s: float) -> int:
-    rng = random.Random(3)
     start = time.perf_counter()
-    t = 0.0
     sent = 0
     pending: set[asyncio.Task[str]] = set()
-    while True:
-        t += rng.expovariate(rate)
-        if t >= duration_s:
-            break
+    for t in poisson_offsets(rate, duration_s, seed=3):
         delay = start + t - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
@@ -73,7 +57,8 @@ async def run(workdir: Path, *, agents: int = 5000, processes: int = 4, heartbea
         coord = psutil.Process(mesh.pids()["coordinator"])
         rss_before = coord.memory_info().rss
         per = [agents // processes + (1 if i < agents % processes else 0) for i in range(processes)]
-        fleets = [_fleet(mesh.address, n, i, workdir, heartbeat_s) for i, n in enumerate(per)]
+        fleets = [spawn_fleet(mesh.address, n, workdir, f"fleet-{i}", heartbeat_s=heartbeat_s)
+                  for i, n in enumerate(per)]
         try:
             t0 = time.monotonic()
             await _wait_files([workdir / f"fleet-{i}.ready" for i in range(processes)], fleets, 180)
