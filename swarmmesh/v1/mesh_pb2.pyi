@@ -51,18 +51,20 @@ class Register(_message.Message):
     def __init__(self, agent_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, int]] = ..., kinds: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., version: _Optional[str] = ..., credits: _Optional[int] = ..., cache_epoch: _Optional[str] = ..., cache_seq: _Optional[int] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
-    __slots__ = ("in_flight", "free_slots", "latencies", "memory_rss_bytes", "cache")
+    __slots__ = ("in_flight", "free_slots", "latencies", "memory_rss_bytes", "cache", "allocations")
     IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
     FREE_SLOTS_FIELD_NUMBER: _ClassVar[int]
     LATENCIES_FIELD_NUMBER: _ClassVar[int]
     MEMORY_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     CACHE_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATIONS_FIELD_NUMBER: _ClassVar[int]
     in_flight: int
     free_slots: int
     latencies: _containers.RepeatedCompositeFieldContainer[_types_pb2.KindLatency]
     memory_rss_bytes: int
     cache: _types_pb2.CacheStats
-    def __init__(self, in_flight: _Optional[int] = ..., free_slots: _Optional[int] = ..., latencies: _Optional[_Iterable[_Union[_types_pb2.KindLatency, _Mapping]]] = ..., memory_rss_bytes: _Optional[int] = ..., cache: _Optional[_Union[_types_pb2.CacheStats, _Mapping]] = ...) -> None: ...
+    allocations: _containers.RepeatedCompositeFieldContainer[_types_pb2.AllocationSite]
+    def __init__(self, in_flight: _Optional[int] = ..., free_slots: _Optional[int] = ..., latencies: _Optional[_Iterable[_Union[_types_pb2.KindLatency, _Mapping]]] = ..., memory_rss_bytes: _Optional[int] = ..., cache: _Optional[_Union[_types_pb2.CacheStats, _Mapping]] = ..., allocations: _Optional[_Iterable[_Union[_types_pb2.AllocationSite, _Mapping]]] = ...) -> None: ...
 
 class TaskResult(_message.Message):
     __slots__ = ("task_id", "attempt", "state", "outcome")

@@ -90,20 +90,24 @@ class TaskSpec(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., payload: _Optional[bytes] = ..., content_type: _Optional[str] = ..., required_labels: _Optional[_Mapping[str, int]] = ..., preferred_labels: _Optional[_Mapping[str, int]] = ..., priority: _Optional[int] = ..., tenant: _Optional[str] = ..., timeout_ms: _Optional[int] = ..., idempotency_key: _Optional[str] = ..., cache_key: _Optional[str] = ..., dependencies: _Optional[_Iterable[str]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., max_attempts: _Optional[int] = ...) -> None: ...
 
 class TaskOutcome(_message.Message):
-    __slots__ = ("output", "content_type", "error", "error_type", "duration_us", "cache_hit")
+    __slots__ = ("output", "content_type", "error", "error_type", "duration_us", "cache_hit", "agent_us", "cache_us")
     OUTPUT_FIELD_NUMBER: _ClassVar[int]
     CONTENT_TYPE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
     ERROR_TYPE_FIELD_NUMBER: _ClassVar[int]
     DURATION_US_FIELD_NUMBER: _ClassVar[int]
     CACHE_HIT_FIELD_NUMBER: _ClassVar[int]
+    AGENT_US_FIELD_NUMBER: _ClassVar[int]
+    CACHE_US_FIELD_NUMBER: _ClassVar[int]
     output: bytes
     content_type: str
     error: str
     error_type: str
     duration_us: int
     cache_hit: bool
-    def __init__(self, output: _Optional[bytes] = ..., content_type: _Optional[str] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ..., duration_us: _Optional[int] = ..., cache_hit: _Optional[bool] = ...) -> None: ...
+    agent_us: int
+    cache_us: int
+    def __init__(self, output: _Optional[bytes] = ..., content_type: _Optional[str] = ..., error: _Optional[str] = ..., error_type: _Optional[str] = ..., duration_us: _Optional[int] = ..., cache_hit: _Optional[bool] = ..., agent_us: _Optional[int] = ..., cache_us: _Optional[int] = ...) -> None: ...
 
 class Task(_message.Message):
     __slots__ = ("task_id", "spec", "state", "attempt", "agent_id", "outcome", "created_at", "assigned_at", "finished_at", "pending_reason", "strategy", "routing_reason")
@@ -164,7 +168,7 @@ class CacheStats(_message.Message):
     def __init__(self, hits: _Optional[int] = ..., misses: _Optional[int] = ..., evictions: _Optional[int] = ..., invalidations: _Optional[int] = ..., bytes: _Optional[int] = ..., entries: _Optional[int] = ..., errors: _Optional[int] = ...) -> None: ...
 
 class Agent(_message.Message):
-    __slots__ = ("agent_id", "labels", "kinds", "capacity", "version", "state", "in_flight", "completed", "failed", "connected_at", "last_seen", "latencies", "memory_rss_bytes", "cache", "peer")
+    __slots__ = ("agent_id", "labels", "kinds", "capacity", "version", "state", "in_flight", "completed", "failed", "connected_at", "last_seen", "latencies", "memory_rss_bytes", "cache", "peer", "allocations")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +191,7 @@ class Agent(_message.Message):
     MEMORY_RSS_BYTES_FIELD_NUMBER: _ClassVar[int]
     CACHE_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
+    ALLOCATIONS_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     labels: _containers.ScalarMap[str, int]
     kinds: _containers.RepeatedScalarFieldContainer[str]
@@ -202,4 +207,15 @@ class Agent(_message.Message):
     memory_rss_bytes: int
     cache: CacheStats
     peer: str
-    def __init__(self, agent_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, int]] = ..., kinds: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., version: _Optional[str] = ..., state: _Optional[_Union[AgentState, str]] = ..., in_flight: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latencies: _Optional[_Iterable[_Union[KindLatency, _Mapping]]] = ..., memory_rss_bytes: _Optional[int] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., peer: _Optional[str] = ...) -> None: ...
+    allocations: _containers.RepeatedCompositeFieldContainer[AllocationSite]
+    def __init__(self, agent_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, int]] = ..., kinds: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., version: _Optional[str] = ..., state: _Optional[_Union[AgentState, str]] = ..., in_flight: _Optional[int] = ..., completed: _Optional[int] = ..., failed: _Optional[int] = ..., connected_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., latencies: _Optional[_Iterable[_Union[KindLatency, _Mapping]]] = ..., memory_rss_bytes: _Optional[int] = ..., cache: _Optional[_Union[CacheStats, _Mapping]] = ..., peer: _Optional[str] = ..., allocations: _Optional[_Iterable[_Union[AllocationSite, _Mapping]]] = ...) -> None: ...
+
+class AllocationSite(_message.Message):
+    __slots__ = ("where", "size_bytes", "count")
+    WHERE_FIELD_NUMBER: _ClassVar[int]
+    SIZE_BYTES_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    where: str
+    size_bytes: int
+    count: int
+    def __init__(self, where: _Optional[str] = ..., size_bytes: _Optional[int] = ..., count: _Optional[int] = ...) -> None: ...
