@@ -39,7 +39,9 @@ from coordinator.core.registry import Registry
 from coordinator.core.routing import Router
 from coordinator.core.validation import Limits, check_batch, check_registration
 
-Listener = Callable[[TaskRecord], None]
+# Called after every task state change with the record and its previous state
+# (None when the task was just accepted). Runs on the hot path: keep it cheap.
+Listener = Callable[[TaskRecord, "TaskState | None"], None]
 TaskRef = tuple[str, int]  # (task_id, attempt)
 
 
@@ -101,11 +103,12 @@ class MeshCore:
 
     def _transition(self, rec: TaskRecord, new: TaskState) -> None:
         counts = self._state_counts
-        counts[rec.state] -= 1
+        old = rec.state
+        counts[old] -= 1
         counts[new] += 1
         rec.state = new
         for listener in self._listeners:
-            listener(rec)
+            listener(rec, old)
 
     def _finish(self, rec: TaskRecord, state: TaskState, outcome: Outcome, now: float) -> None:
         rec.outcome = outcome
@@ -156,6 +159,7 @@ class MeshCore:
                 spec=spec,
                 seq=self._seq,
                 created_at=now,
+                queued_at=now,
                 deadline=deadline,
                 max_attempts=spec.max_attempts or cfg.default_max_attempts,
             )
@@ -167,7 +171,7 @@ class MeshCore:
                 heapq.heappush(self._deadlines, (deadline, rec.seq, rec))
             self._queue.push(rec)
             for listener in self._listeners:
-                listener(rec)
+                listener(rec, None)
             out.append(Submitted(task_id, False, TaskState.PENDING))
             self.counters.submitted += 1
         return out
@@ -314,6 +318,7 @@ class MeshCore:
                 msg = f"lost after {rec.attempt} attempt(s): every agent holding it went away"
                 self._finish(rec, TaskState.FAILED, Outcome(error=msg, error_type="lease_lost"), now)
                 continue
+            rec.queued_at = now
             self._queue.push(rec)
             self._transition(rec, TaskState.PENDING)
         agent.in_flight.clear()

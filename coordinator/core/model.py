@@ -100,6 +100,11 @@ class TaskRecord:
     outcome: Outcome | None = None
     assigned_at: float | None = None
     finished_at: float | None = None
+    # When the current (or last) wait in the queue began: acceptance, or the
+    # moment a lost lease put the task back.
+    queued_at: float = 0.0
+    # Tracing state (coordinator.telemetry.TaskTrace) when the task is traced.
+    trace: object = None
     # Queue entry token: a heap entry is live only while it matches (a task can
     # be re-queued, and the queue keeps stale entries until they surface).
     qtoken: int = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
-from coordinator.core.model import TaskRecord
+from coordinator.core.model import TaskRecord, TaskState
 from coordinator.service.convert import task_to_proto
 from swarmmesh.v1 import types_pb2
 
@@ -50,7 +50,7 @@ class WatchHub:
         self._by_task: dict[str, list[Watcher]] = {}
         self._by_tenant: dict[str, list[Watcher]] = {}
 
-    def on_change(self, rec: TaskRecord) -> None:
+    def on_change(self, rec: TaskRecord, old: TaskState | None = None) -> None:
         if self._by_tenant:
             followers = self._by_tenant.get(rec.spec.tenant)
             if followers is not None:

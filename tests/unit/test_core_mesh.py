@@ -282,7 +282,7 @@ def test_draining_agent_gets_no_new_work(core: MeshCore) -> None:
 
 def test_listener_sees_every_transition(core: MeshCore) -> None:
     seen: list[tuple[str, TaskState]] = []
-    core.add_listener(lambda r: seen.append((r.task_id, r.state)))
+    core.add_listener(lambda r, _old: seen.append((r.task_id, r.state)))
     a, _ = core.register(reg("a"), 0)
     [s] = core.submit([spec()], 0)
     core.dispatch(0)
