@@ -1,0 +1,1 @@
+"""The profiler: where time goes per kind and agent, bottlenecks, leaks, history."""
