@@ -101,10 +101,14 @@ class CachePath:
             flight = self._flights.get(key)
             if flight is None:
                 slot.waiting = True
+                looked = time.perf_counter_ns()
+                if not slot.cache_start_ns:
+                    slot.cache_start_ns = looked
                 try:
                     entry, generation = await self.cache.lookup(key)
                 finally:
                     slot.waiting = False
+                    slot.cache_ns += time.perf_counter_ns() - looked
                 if entry is not None:
                     counters.hits += 1
                     self._note_hit(key, entry, slot, runner, generation)

@@ -27,6 +27,7 @@ from agent_sidecar import wire
 from agent_sidecar.handlers import HandlerEntry, HandlerRegistry, TaskContext, request_cancel, to_output
 from agent_sidecar.metrics import LatencyTracker
 from agent_sidecar.threads import HandlerThreads
+from agent_sidecar.tracing import AttemptTimes, AttemptTrace, AttemptTracer
 from swarmmesh.v1 import mesh_pb2
 
 if TYPE_CHECKING:
@@ -54,6 +55,13 @@ class _Slot:
     # Only waiting (cache lookup, an identical attempt's result): a cancel may
     # interrupt it even when the handler is a sync function.
     waiting: bool = False
+    # time.perf_counter_ns() readings: receipt, handler start, cache lookup
+    # start, and the lookup's duration (0 = did not happen).
+    received_ns: int = 0
+    handler_ns: int = 0
+    cache_start_ns: int = 0
+    cache_ns: int = 0
+    trace: AttemptTrace | None = None
 
 
 @dataclass(slots=True)
@@ -82,6 +90,7 @@ class Runner:
         on_result: ResultCallback,
         latency: LatencyTracker | None = None,
         cache: CachePath | None = None,
+        tracer: AttemptTracer | None = None,
     ) -> None:
         if capacity < 1:
             raise ValueError(f"capacity: must be >= 1, got {capacity}")
@@ -90,6 +99,7 @@ class Runner:
         self._agent_id = agent_id
         self._on_result = on_result
         self._cache = cache
+        self._tracer = tracer
         self.latency = latency if latency is not None else LatencyTracker()
         # One thread per slot, so a sync handler never waits for a thread and
         # the slot count stays the only limit.
@@ -166,8 +176,14 @@ class Runner:
                 1,
             )
             return
-        ctx = wire.context_from_assignment(a, self._agent_id, time.monotonic())
-        slot = _Slot(key=key, ctx=ctx, entry=entry)
+        received_ns = time.perf_counter_ns()
+        trace = None
+        if self._tracer is not None:
+            trace, handler_context = self._tracer.begin(a.trace_context, received_ns, time.time())
+            ctx = wire.context_from_assignment(a, self._agent_id, time.monotonic(), handler_context)
+        else:
+            ctx = wire.context_from_assignment(a, self._agent_id, time.monotonic())
+        slot = _Slot(key=key, ctx=ctx, entry=entry, received_ns=received_ns, trace=trace)
         cache = self._cache
         if cache is not None and (a.cache_key or a.kind in cache.cacheable_kinds):
             slot.cached = True
@@ -259,7 +275,22 @@ class Runner:
             if not self._slots:
                 self._idle.set()
             send = result if not (slot.cancelled or slot.reported or self._aborting) else None
+            if send is not None:
+                done_ns = time.perf_counter_ns()
+                o = send.outcome
+                o.agent_us = (done_ns - slot.received_ns) // 1000
+                if slot.cache_ns:
+                    o.cache_us = slot.cache_ns // 1000
+                if slot.trace is not None:
+                    self._trace(slot, send, done_ns)
             self._emit(send, 1)
+
+    def _trace(self, slot: _Slot, result: mesh_pb2.TaskResult, done_ns: int) -> None:
+        assert self._tracer is not None and slot.trace is not None
+        o = result.outcome
+        times = AttemptTimes(done_ns, slot.handler_ns, o.duration_us if slot.handler_ns else 0,
+                             slot.cache_start_ns, slot.cache_ns)
+        self._tracer.end(slot.trace, slot.key[0], slot.key[1], slot.ctx.kind, times, o.cache_hit, o.error)
 
     async def execute(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
         """Run the slot's handler; the cache path calls this on a miss."""
@@ -272,7 +303,7 @@ class Runner:
 
     async def _run_async(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
         ctx = slot.ctx
-        start = time.perf_counter_ns()
+        start = slot.handler_ns = time.perf_counter_ns()
         timer = asyncio.timeout(ctx.deadline - time.monotonic()) if ctx.deadline is not None else None
         try:
             if timer is None:
@@ -294,7 +325,7 @@ class Runner:
 
     async def _run_sync(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
         ctx = slot.ctx
-        start = time.perf_counter_ns()
+        start = slot.handler_ns = time.perf_counter_ns()
         fut = self._threads.submit(_call_sync, slot.entry.fn, ctx)
         # A timer rather than asyncio.wait(timeout=): most tasks carry a
         # deadline, and a timer handle is the cheapest way to watch one.

@@ -29,12 +29,17 @@ from agent_sidecar.config import SidecarConfig
 from agent_sidecar.connection import ConnectionManager, SessionInfo
 from agent_sidecar.handlers import HandlerRegistry
 from agent_sidecar.runner import Runner
+from agent_sidecar.tracing import AttemptTracer
+from swarmmesh._version import __version__
+from swarmmesh.telemetry import Tracer
 from swarmmesh.v1 import mesh_pb2
 
 log = logging.getLogger(__name__)
 
 # How long the final results may take to be written once work has finished.
 FLUSH_TIMEOUT_S = 5.0
+# Seconds a stopping sidecar gives its last spans to reach the collector.
+SPAN_FLUSH_TIMEOUT_S = 2.0
 # How long the coordinator gets to end the stream after our half-close.
 CLOSE_TIMEOUT_S = 5.0
 
@@ -66,6 +71,7 @@ class Sidecar:
         self._registry = registry
         self._on_registered = on_registered
         self._rng = rng
+        self._tracer = Tracer.disabled()
         self._state = SidecarState.NEW
         self._runner: Runner | None = None
         self._conn: ConnectionManager | None = None
@@ -139,12 +145,15 @@ class Sidecar:
                 )
                 await self._cache.start()
                 self._cache_path = CachePath(self._cache)
+            self._tracer = Tracer(cfg.tracing_config(), __version__)
+            self._tracer.start()
             self._runner = Runner(
                 registry,
                 capacity=cfg.capacity,
                 agent_id=cfg.agent_id,
                 on_result=self._forward_result,
                 cache=self._cache_path,
+                tracer=AttemptTracer(self._tracer, cfg.agent_id) if self._tracer.enabled else None,
             )
             self._conn = ConnectionManager(
                 cfg,
@@ -158,6 +167,7 @@ class Sidecar:
             self._conn.start()
         except BaseException:
             await self._stop_cache()
+            await asyncio.to_thread(self._tracer.stop, 0.0)
             self._state = SidecarState.STOPPED
             self._stopped.set()
             raise
@@ -245,6 +255,8 @@ class Sidecar:
             await conn.flush(FLUSH_TIMEOUT_S)
             await conn.close(CLOSE_TIMEOUT_S)
             await self._stop_cache()
+            # The last attempts' spans; bounded, and off the event loop.
+            await asyncio.to_thread(self._tracer.stop, SPAN_FLUSH_TIMEOUT_S)
             self.drained_cleanly = (
                 runner.counters.abandoned == 0 and conn.counters.results_dropped == dropped_before
             )

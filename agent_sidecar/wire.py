@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from agent_sidecar.cache import CacheStatsSnapshot
 from agent_sidecar.handlers import TaskContext
@@ -26,8 +26,11 @@ ACK_PERMISSION_DENIED = 7
 ACK_FAILED_PRECONDITION = 9
 
 
-def context_from_assignment(a: mesh_pb2.Assignment, agent_id: str, received_at: float) -> TaskContext:
-    """Build the handler's view of an assignment; `received_at` is time.monotonic()."""
+def context_from_assignment(
+    a: mesh_pb2.Assignment, agent_id: str, received_at: float, trace_context: Mapping[str, str] | None = None
+) -> TaskContext:
+    """Build the handler's view of an assignment; `received_at` is time.monotonic().
+    `trace_context`, when given, replaces the assignment's (it names the handler's span)."""
     return TaskContext(
         task_id=a.task_id,
         attempt=a.attempt,
@@ -39,7 +42,7 @@ def context_from_assignment(a: mesh_pb2.Assignment, agent_id: str, received_at: 
         # timeout_ms is "time left when sent"; measuring from receipt ignores the
         # one-way network delay, which is small against any useful timeout.
         deadline=received_at + a.timeout_ms / 1000.0 if a.timeout_ms > 0 else None,
-        trace_context=dict(a.trace_context),
+        trace_context=dict(a.trace_context) if trace_context is None else trace_context,
         agent_id=agent_id,
         cache_key=a.cache_key,
         dependencies=tuple(a.dependencies),
@@ -104,6 +107,7 @@ def heartbeat_to_proto(
     latencies: Mapping[str, KindStats],
     memory_rss_bytes: int,
     cache: CacheStatsSnapshot | None = None,
+    allocations: Sequence[tuple[str, int, int]] = (),
 ) -> mesh_pb2.Heartbeat:
     hb = mesh_pb2.Heartbeat(
         in_flight=in_flight,
@@ -113,6 +117,8 @@ def heartbeat_to_proto(
     )
     if cache is not None:
         hb.cache.CopyFrom(cache_stats_to_proto(cache))
+    if allocations:
+        hb.allocations.extend(types_pb2.AllocationSite(where=w, size_bytes=size, count=n) for w, size, n in allocations)
     return hb
 
 

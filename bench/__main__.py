@@ -18,11 +18,20 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import dask_peer, grpc_floor, w1_sequential, w1_throughput, w2_latency, w3_agents, w4_cache
+from bench import (
+    dask_peer,
+    grpc_floor,
+    w1_sequential,
+    w1_throughput,
+    w1_tracing,
+    w2_latency,
+    w3_agents,
+    w4_cache,
+)
 from bench.report import render, summarize
 from swarmmesh import eventloop
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "seq", "floor")
+WORKLOADS = ("w1", "w2", "w3", "w4", "seq", "floor", "tracing")
 
 
 def _versions() -> dict[str, str]:
@@ -66,6 +75,9 @@ def _plan(ns: argparse.Namespace) -> dict[str, Callable[[Path], Any]]:
     if "w4" in ns.workloads:
         plan["w4"] = lambda d: w4_cache.run(d, tasks=2_000 if smoke else ns.w4_tasks, keys=500 if smoke else 10_000,
                                             entries=100 if smoke else 2_000, sidecars=2 if smoke else 8)
+    if "tracing" in ns.workloads:
+        plan["tracing"] = lambda d: w1_tracing.run(d, tasks=2_000 if smoke else ns.w1_tasks,
+                                                   sidecars=2 if smoke else 8)
     if "floor" in ns.workloads:
         plan["floor"] = lambda d: grpc_floor.run(d, rounds=200 if smoke else 2000,
                                                  streams=0 if smoke else ns.w3_agents)

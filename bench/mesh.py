@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from bench.procstat import CpuMeter
@@ -14,9 +14,9 @@ NOOP = "bench.handlers:noop"
 
 
 def bench_mesh(workdir: Path, sidecars: int, capacity: int, *, coordinator_args: Sequence[str] = (),
-               handler: str = NOOP) -> LocalMesh:
+               handler: str = NOOP, env: Mapping[str, str] | None = None) -> LocalMesh:
     agents = [DemoAgent(f"bench-{i}", {"bench": 1}, ("noop",), capacity) for i in range(sidecars)]
-    return LocalMesh(workdir, agents, handler=f"noop={handler}", coordinator_args=coordinator_args)
+    return LocalMesh(workdir, agents, handler=f"noop={handler}", coordinator_args=coordinator_args, env=env)
 
 
 def meter_for(mesh: LocalMesh) -> CpuMeter:

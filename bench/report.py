@@ -73,6 +73,16 @@ def render(results: dict[str, Any]) -> str:
             rows.append(("W4 cache get", f"p50 {_fmt(hit['p50'])} / p99 {_fmt(hit['p99'])} us",
                          f"a hit as the sidecar measures it; the diskcache get alone p50 "
                          f"{_fmt(r['store_get_us']['p50'])} us"))
+    if "tracing" in w:
+        r = w["tracing"]["median"]
+        labels = {"sampled_100": "every trace sampled", "sampled_1": "1% of traces sampled",
+                  "collector_down": "every trace sampled, collector port closed"}
+        rows.append(("W1 tracing off", f"{_fmt(r['off']['tasks_per_s'])} tasks/s",
+                     f"{_fmt(r['off']['cpu_us_per_task'])} us CPU per task; baseline of the rows below"))
+        for mode, label in labels.items():
+            rows.append((f"W1 tracing {mode.removeprefix('sampled_')}{'%' if mode.startswith('s') else ''}",
+                         f"{_fmt(r[mode]['tasks_per_s'])} tasks/s, {r['slowdown'][mode] * 100:+.1f}% slower",
+                         f"{label}; {_fmt(r[mode]['cpu_us_per_task'])} us CPU per task"))
     if "floor" in w:
         r = w["floor"]["median"]
         rows.append(("gRPC floor: unary RTT", f"p50 {_fmt(r['unary_rtt']['p50_ms'])} ms",

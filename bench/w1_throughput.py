@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from bench.mesh import bench_mesh, meter_for
 from swarmmesh.client import AsyncClient
+from swarmmesh.telemetry import Tracer
 from swarmmesh.types import TaskSpec
 
 BATCH = 2000
@@ -35,9 +37,11 @@ async def _submit_and_follow(client: AsyncClient, n: int, batch: int) -> int:
 
 
 async def run(workdir: Path, *, tasks: int = 20_000, sidecars: int = 8, capacity: int = 256,
-              batch: int = BATCH) -> dict[str, Any]:
-    async with bench_mesh(workdir, sidecars, capacity) as mesh:
-        async with AsyncClient(mesh.address, timeout=120) as client:
+              batch: int = BATCH, env: Mapping[str, str] | None = None,
+              tracing: bool | Tracer = False) -> dict[str, Any]:
+    """`env` goes to the mesh's processes; `tracing` to the client (see AsyncClient)."""
+    async with bench_mesh(workdir, sidecars, capacity, env=env) as mesh:
+        async with AsyncClient(mesh.address, timeout=120, tracing=tracing) as client:
             await _submit_and_follow(client, min(2000, tasks), batch)  # warm up connections and caches
             meter = meter_for(mesh)
             meter.start()

@@ -15,7 +15,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -72,8 +72,8 @@ def sidecar_command(
     return cmd
 
 
-def _child_env(workdir: Path) -> dict[str, str]:
-    env = dict(os.environ)
+def _child_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    env = {**os.environ, **(extra or {})}
     env["PYTHONUNBUFFERED"] = "1"
     # Sidecars' default result caches go in the work directory, so a throwaway
     # mesh leaves nothing behind and every run starts cold.
@@ -105,7 +105,7 @@ def log_tail(path: Path, lines: int = 15) -> str:
 
 
 class _Child:
-    def __init__(self, name: str, cmd: list[str], workdir: Path) -> None:
+    def __init__(self, name: str, cmd: list[str], workdir: Path, env: Mapping[str, str] | None = None) -> None:
         self.name = name
         self.cmd = cmd
         self.log_path = workdir / f"{name}.log"
@@ -113,7 +113,7 @@ class _Child:
             self.proc = subprocess.Popen(
                 cmd,
                 cwd=workdir,
-                env=_child_env(workdir),
+                env=_child_env(workdir, env),
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -162,8 +162,11 @@ class LocalMesh:
         handler: str = DEFAULT_HANDLER,
         log: Callable[[str], None] = lambda _msg: None,
         coordinator_args: Sequence[str] = (),
+        env: Mapping[str, str] | None = None,
     ) -> None:
+        """`env`: variables added to the children's environment (e.g. OTEL_*)."""
         self.workdir = workdir
+        self.env = dict(env or {})
         self.agents = tuple(agents)
         self.handler = handler
         self.coordinator_args = tuple(coordinator_args)
@@ -206,7 +209,7 @@ class LocalMesh:
         deadline = time.monotonic() + startup_timeout
         ready = self.workdir / "coordinator.json"
         self._coordinator = _Child(
-            "coordinator", coordinator_command(ready, extra=self.coordinator_args), self.workdir
+            "coordinator", coordinator_command(ready, extra=self.coordinator_args), self.workdir, self.env
         )
         info = await self._await_ready_file(ready, self._coordinator, deadline)
         self._address = str(info["address"])
@@ -217,7 +220,7 @@ class LocalMesh:
             cmd = sidecar_command(
                 agent, self._address, self.workdir / f"{agent.agent_id}.json", handler=self.handler
             )
-            self._sidecars.append(_Child(agent.agent_id, cmd, self.workdir))
+            self._sidecars.append(_Child(agent.agent_id, cmd, self.workdir, self.env))
         await self._await_agents_ready(deadline)
         self._state = _State.RUNNING
 
