@@ -21,6 +21,10 @@ exactly what the sidecar uses.
 | register_timeout_s    | --register-timeout        | SWARMMESH_REGISTER_TIMEOUT      |
 | drain_timeout_s       | --drain-timeout           | SWARMMESH_DRAIN_TIMEOUT         |
 | log_level             | --log-level               | SWARMMESH_LOG_LEVEL             |
+| tracemalloc_top       | --tracemalloc-top N       | SWARMMESH_TRACEMALLOC_TOP       |
+| tracing               | --tracing on|off          | SWARMMESH_TRACING               |
+| otlp_endpoint         | --otlp-endpoint URL       | SWARMMESH_OTLP_ENDPOINT         |
+| trace_sample_ratio    | --trace-sample-ratio R    | SWARMMESH_TRACE_SAMPLE_RATIO    |
 | cache                 | --cache-*, --no-cache     | SWARMMESH_CACHE_* (cache_config)|
 """
 
@@ -38,6 +42,7 @@ from typing import Any
 
 from agent_sidecar import cache_config
 from agent_sidecar.cache_config import CacheConfig, arg_type, split_list
+from swarmmesh.telemetry import TracingConfig
 
 DEFAULT_COORDINATOR = "127.0.0.1:7070"
 ANY_KIND = "*"
@@ -47,6 +52,7 @@ MAX_AGENT_ID_CHARS = 128
 MAX_KIND_CHARS = 128
 MAX_CAPACITY = 10_000
 MAX_LABEL_LEVEL = 2**32 - 1
+MAX_TRACEMALLOC_TOP = 100
 
 _HANDLER_SPEC_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -89,6 +95,18 @@ class SidecarConfig:
     drain_timeout_s: float = 30.0
     # Python logging level name.
     log_level: str = "INFO"
+    # Top allocation sites (by live bytes, from tracemalloc) sent in heartbeats,
+    # so the coordinator can say where a leaking agent's memory goes; 0 = off.
+    # Tracing every allocation slows allocation-heavy handlers, hence opt-in.
+    tracemalloc_top: int = 0
+    # Spans of every attempt over OTLP/gRPC (OTEL_SDK_DISABLED=true or
+    # OTEL_TRACES_EXPORTER=none also turn them off).
+    tracing: bool = True
+    # Collector endpoint; "" = OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT or http://localhost:4317.
+    otlp_endpoint: str = ""
+    # Share of traces started here (tasks that arrive without a trace context)
+    # that are sampled, 0..1; -1 = from OTEL_TRACES_SAMPLER(_ARG).
+    trace_sample_ratio: float = -1.0
     # The result cache (agent_sidecar/cache_config.py).
     cache: CacheConfig = field(default_factory=CacheConfig)
 
@@ -134,8 +152,18 @@ class SidecarConfig:
         _check_positive("register_timeout_s", self.register_timeout_s)
         if self.drain_timeout_s < 0:
             raise ValueError(f"drain_timeout_s: must be >= 0, got {self.drain_timeout_s}")
+        if self.trace_sample_ratio > 1:
+            raise ValueError(f"trace_sample_ratio: must be at most 1, got {self.trace_sample_ratio}")
+        if isinstance(self.tracemalloc_top, bool) or not 0 <= self.tracemalloc_top <= MAX_TRACEMALLOC_TOP:
+            raise ValueError(f"tracemalloc_top: must be 0..{MAX_TRACEMALLOC_TOP}, got {self.tracemalloc_top!r}")
         if self.log_level not in _LOG_LEVELS:
             raise ValueError(f"log_level: must be one of {', '.join(_LOG_LEVELS)}, got {self.log_level!r}")
+
+    def tracing_config(self) -> TracingConfig:
+        return TracingConfig.from_env(
+            "swarmmesh-sidecar", enabled=self.tracing, endpoint=self.otlp_endpoint,
+            sample_ratio=self.trace_sample_ratio if self.trace_sample_ratio >= 0 else None,
+        )
 
     @property
     def log_level_number(self) -> int:
@@ -227,7 +255,7 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
             "SWARMMESH_KINDS (a,b), SWARMMESH_CAPACITY, SWARMMESH_HANDLER (module:function), "
             "SWARMMESH_HANDLERS (kind=module:function,...), SWARMMESH_VERSION_TAG, "
             "SWARMMESH_HEARTBEAT_INTERVAL, SWARMMESH_RECONNECT_INITIAL, SWARMMESH_RECONNECT_MAX, "
-            "SWARMMESH_REGISTER_TIMEOUT, SWARMMESH_DRAIN_TIMEOUT, SWARMMESH_LOG_LEVEL, "
+            "SWARMMESH_REGISTER_TIMEOUT, SWARMMESH_DRAIN_TIMEOUT, SWARMMESH_LOG_LEVEL, SWARMMESH_TRACEMALLOC_TOP, "
             f"{cache_config.ENV_HELP}. A flag replaces its environment variable."
         ),
     )
@@ -264,6 +292,13 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
         "--drain-timeout", type=float, metavar="SECONDS", help="in-flight grace on drain (default 30)"
     )
     p.add_argument("--log-level", type=str.upper, choices=_LOG_LEVELS, help="logging level (default INFO)")
+    p.add_argument("--tracemalloc-top", type=int, metavar="N",
+                   help="send the N largest allocation sites in heartbeats (tracemalloc; default 0 = off)")
+    p.add_argument("--tracing", type=str.lower, choices=("on", "off"), help="export spans over OTLP (default on)")
+    p.add_argument("--otlp-endpoint", metavar="URL",
+                   help="OTLP/gRPC collector (default OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4317)")
+    p.add_argument("--trace-sample-ratio", type=float, metavar="RATIO",
+                   help="share of traces started here that are sampled (default OTEL_TRACES_SAMPLER)")
     cache_config.add_arguments(p)
     return p
 
@@ -305,6 +340,10 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str] | None = None)
     pick("register_timeout_s", ns.register_timeout, "SWARMMESH_REGISTER_TIMEOUT", float)
     pick("drain_timeout_s", ns.drain_timeout, "SWARMMESH_DRAIN_TIMEOUT", float)
     pick("log_level", ns.log_level, "SWARMMESH_LOG_LEVEL")
+    pick("tracemalloc_top", ns.tracemalloc_top, "SWARMMESH_TRACEMALLOC_TOP", int)
+    pick("tracing", None if ns.tracing is None else ns.tracing == "on", "SWARMMESH_TRACING", _on_off)
+    pick("otlp_endpoint", ns.otlp_endpoint, "SWARMMESH_OTLP_ENDPOINT")
+    pick("trace_sample_ratio", ns.trace_sample_ratio, "SWARMMESH_TRACE_SAMPLE_RATIO", float)
     kw["cache"] = cache_config.from_namespace(ns, env)
 
     # SWARMMESH_HANDLERS may name "*" too; the explicit default wins over it.
@@ -315,6 +354,13 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str] | None = None)
     if "handlers" in kw:
         kw["handlers"] = handlers
     return SidecarConfig(**kw)
+
+
+def _on_off(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value not in ("on", "off"):
+        raise ValueError(f"must be on or off, got {raw!r}")
+    return value == "on"
 
 
 def _split_handler_flags(

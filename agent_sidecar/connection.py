@@ -27,7 +27,7 @@ import grpc
 from agent_sidecar import wire
 from agent_sidecar.cache import ResultCache
 from agent_sidecar.config import SidecarConfig
-from agent_sidecar.metrics import ProcessMemory
+from agent_sidecar.metrics import AllocationSites, ProcessMemory
 from agent_sidecar.runner import Runner, TaskKey
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
 
@@ -130,6 +130,7 @@ class ConnectionManager:
         self._cache = cache
         self._rng = rng or random.Random()
         self._memory = ProcessMemory()
+        self._allocations = AllocationSites(config.tracemalloc_top) if config.tracemalloc_top else None
         self.counters = ConnectionCounters()
         self.session: SessionInfo | None = None
         self.heartbeat_interval_s = config.heartbeat_interval_s
@@ -172,6 +173,8 @@ class ConnectionManager:
     def start(self) -> None:
         if self._main is not None:
             raise RuntimeError("ConnectionManager already started")
+        if self._allocations is not None:
+            self._allocations.start()
         self._main = asyncio.create_task(self._run(), name="swarmmesh-sidecar-connection")
 
     def push_result(self, result: mesh_pb2.TaskResult | None, credits: int) -> None:
@@ -215,6 +218,8 @@ class ConnectionManager:
         self._half_close = True
         self._interrupt.set()
         self._wake.set()
+        if self._allocations is not None:
+            self._allocations.stop()
         main = self._main
         if main is None or main.done():
             return
@@ -525,11 +530,13 @@ class ConnectionManager:
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval_s)
+            sites = await self._allocations.sites() if self._allocations is not None else ()
             self._heartbeat = wire.heartbeat_to_proto(
                 in_flight=self._runner.in_flight,
                 free_slots=self._runner.free_slots,
                 latencies=self._runner.latency.snapshot(),
                 memory_rss_bytes=self._memory.rss_bytes(),
                 cache=self._cache.stats() if self._cache is not None else None,
+                allocations=sites,
             )
             self._wake.set()

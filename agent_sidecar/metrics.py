@@ -1,8 +1,13 @@
-"""Numbers a sidecar reports in heartbeats: per-kind latency and process memory."""
+"""Numbers a sidecar reports in heartbeats: per-kind latency, process memory and where it is allocated."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import math
+import os
+import time
+import tracemalloc
 from dataclasses import dataclass
 
 import psutil
@@ -80,3 +85,67 @@ class ProcessMemory:
             return int(self._process.memory_info().rss)
         except Exception:
             return 0
+
+
+class AllocationSites:
+    """The largest live allocation sites of this process (tracemalloc), for heartbeats.
+
+    A snapshot walks every traced block, tens of milliseconds on a large heap,
+    so one is taken at most every `every_s` seconds, in a worker thread, and
+    heartbeats in between repeat the last result. Tracing starts with `start`
+    and stops with `stop` (only if it was started here).
+    """
+
+    def __init__(self, top: int, every_s: float = 10.0) -> None:
+        self._top = top
+        self._every = every_s
+        self._at = -math.inf
+        self._sites: list[tuple[str, int, int]] = []
+        self._started_here = False
+
+    def start(self) -> None:
+        if self._top > 0 and not tracemalloc.is_tracing():
+            tracemalloc.start()
+            self._started_here = True
+
+    def stop(self) -> None:
+        if self._started_here:
+            tracemalloc.stop()
+            self._started_here = False
+
+    async def sites(self) -> list[tuple[str, int, int]]:
+        """(where, bytes, blocks) of the top sites, largest first; recomputed when due."""
+        now = time.monotonic()
+        if tracemalloc.is_tracing() and now - self._at >= self._every:
+            self._at = now
+            try:
+                self._sites = await asyncio.to_thread(self.compute)
+            except Exception:  # a heartbeat must go out regardless
+                log.debug("tracemalloc snapshot failed", exc_info=True)
+        return self._sites
+
+    def compute(self) -> list[tuple[str, int, int]]:
+        snapshot = tracemalloc.take_snapshot().filter_traces((
+            tracemalloc.Filter(False, tracemalloc.__file__),
+            tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+            tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
+            tracemalloc.Filter(False, "<unknown>"),
+        ))
+        out = []
+        for stat in snapshot.statistics("lineno")[: self._top]:
+            frame = stat.traceback[0]
+            out.append((f"{_short_path(frame.filename)}:{frame.lineno}", stat.size, stat.count))
+        return out
+
+
+def _short_path(path: str) -> str:
+    """Installed packages from their package on, project files relative to the working directory."""
+    marker = "site-packages" + os.sep
+    i = path.rfind(marker)
+    if i >= 0:
+        return path[i + len(marker):]
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return path
+    return path if rel.startswith("..") else rel

@@ -14,19 +14,27 @@ from typing import Any, cast
 from swarmmesh.errors import InvalidArgument
 from swarmmesh.types import (
     AgentInfo,
+    AgentProfile,
     AgentState,
     CacheStats,
     ClusterStats,
+    Finding,
+    Forecast,
+    HistoryPoint,
     InvalidateResult,
     KindLatency,
+    KindProfile,
     PayloadLike,
+    PhaseStats,
+    Profile,
+    Severity,
     SubmittedTask,
     TaskInfo,
     TaskOutcome,
     TaskSpec,
     TaskState,
 )
-from swarmmesh.v1 import tasks_pb2, types_pb2
+from swarmmesh.v1 import profile_pb2, tasks_pb2, types_pb2
 
 JSON_CONTENT_TYPE = "application/json"
 TEXT_CONTENT_TYPE = "text/plain"
@@ -283,3 +291,83 @@ def invalidate_result_from_proto(msg: tasks_pb2.InvalidateResponse) -> Invalidat
         agents_total=msg.agents_total,
         warmups_submitted=msg.warmups_submitted,
     )
+
+
+# -- the profile ------------------------------------------------------------------
+
+_SEVERITY_PREFIX = "SEVERITY_"
+
+
+def severity_from_proto(value: int) -> Severity:
+    try:
+        name = str(profile_pb2.Finding.Severity.Name(value))
+    except ValueError:  # a severity newer than this client
+        return Severity.UNSPECIFIED
+    return Severity(name.removeprefix(_SEVERITY_PREFIX))
+
+
+def phase_from_proto(msg: profile_pb2.PhaseStats) -> PhaseStats:
+    return PhaseStats(phase=msg.phase, count=msg.count, mean_ms=msg.mean_ms, p50_ms=msg.p50_ms,
+                      p90_ms=msg.p90_ms, p99_ms=msg.p99_ms, max_ms=msg.max_ms, share=msg.share)
+
+
+def kind_profile_from_proto(msg: profile_pb2.KindProfile) -> KindProfile:
+    return KindProfile(
+        kind=msg.kind, succeeded=msg.succeeded, failed=msg.failed, throughput_per_s=msg.throughput_per_s,
+        phases=tuple(phase_from_proto(p) for p in msg.phases), cache_lookups=msg.cache_lookups,
+        cache_hit_rate=msg.cache_hit_rate, queued=msg.queued, agents=msg.agents, capacity=msg.capacity,
+        in_flight=msg.in_flight,
+    )
+
+
+def agent_profile_from_proto(msg: profile_pb2.AgentProfile) -> AgentProfile:
+    return AgentProfile(
+        agent_id=msg.agent_id, succeeded=msg.succeeded, failed=msg.failed,
+        phases=tuple(phase_from_proto(p) for p in msg.phases), utilization=msg.utilization,
+        capacity=msg.capacity, memory_rss_bytes=msg.memory_rss_bytes,
+        memory_growth_bytes_per_s=msg.memory_growth_bytes_per_s, slowdown=msg.slowdown,
+        cache_hit_rate=msg.cache_hit_rate,
+    )
+
+
+def finding_from_proto(msg: profile_pb2.Finding) -> Finding:
+    return Finding(severity=severity_from_proto(msg.severity), category=msg.category, subject=msg.subject,
+                   summary=msg.summary, recommendations=tuple(msg.recommendations),
+                   figures=dict(sorted(msg.figures.items())))
+
+
+def forecast_from_proto(msg: profile_pb2.Forecast) -> Forecast:
+    return Forecast(metric=msg.metric, current=msg.current, slope_per_hour=msg.slope_per_hour,
+                    seconds_to_threshold=msg.seconds_to_threshold, threshold=msg.threshold, summary=msg.summary)
+
+
+def history_point_from_proto(msg: profile_pb2.HistoryPoint) -> HistoryPoint:
+    return HistoryPoint(
+        at=_timestamp(msg, "at"), span_s=msg.span_s, queue_depth=msg.queue_depth, in_flight=msg.in_flight,
+        capacity=msg.capacity, agents_ready=msg.agents_ready, throughput_per_s=msg.throughput_per_s,
+        failures_per_s=msg.failures_per_s, p99_total_ms=msg.p99_total_ms, cache_hit_rate=msg.cache_hit_rate,
+    )
+
+
+def profile_from_proto(msg: profile_pb2.Profile) -> Profile:
+    return Profile(
+        generated_at=_timestamp(msg, "generated_at"),
+        window_s=msg.window_s,
+        kinds=tuple(kind_profile_from_proto(k) for k in msg.kinds),
+        agents=tuple(agent_profile_from_proto(a) for a in msg.agents),
+        findings=tuple(finding_from_proto(f) for f in msg.findings),
+        forecasts=tuple(forecast_from_proto(f) for f in msg.forecasts),
+        history=tuple(history_point_from_proto(h) for h in msg.history),
+    )
+
+
+def profile_request_to_proto(
+    window: float | None, kind: str, agent_id: str, history_points: int
+) -> profile_pb2.GetProfileRequest:
+    """Checked here too, so a caller's mistake is named without a round trip."""
+    if window is not None and not (0 < window <= 3600):  # also rejects NaN
+        raise InvalidArgument(f"window: {window!r} must be more than 0 and at most 3600 seconds (None = default)")
+    if isinstance(history_points, bool) or not isinstance(history_points, int) or not 0 <= history_points <= 10_000:
+        raise InvalidArgument(f"history_points: {history_points!r} must be an integer from 0 to 10000")
+    return profile_pb2.GetProfileRequest(window_s=window or 0.0, kind=kind, agent_id=agent_id,
+                                         history_points=history_points)

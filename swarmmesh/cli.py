@@ -20,6 +20,7 @@ from typing import Any
 
 from swarmmesh import __version__
 from swarmmesh import _render as render
+from swarmmesh._render_profile import profile_text
 from swarmmesh._table import format_table
 from swarmmesh.client import DEFAULT_ADDRESS, AsyncClient
 from swarmmesh.errors import SwarmMeshError, Unavailable
@@ -259,6 +260,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_client_command(cmd_invalidate))
 
     p = sub.add_parser(
+        "profile",
+        parents=[common, output],
+        help="where time goes per kind and agent, what limits the mesh, and what to do",
+        description="Phases (queue, transport, cache, execution) per task kind, agents' utilization, "
+        "slowdown and memory growth, then findings with recommendations, forecasts and history.",
+    )
+    p.add_argument("--window", type=seconds_arg, default=None, metavar="S",
+                   help="tasks finished in the last S seconds (default: the coordinator's; at most 3600)")
+    p.add_argument("--kind", default="", help="only this task kind")
+    p.add_argument("--agent", default="", metavar="AGENT_ID", help="only this agent")
+    p.add_argument("--history", type=int, default=0, metavar="N",
+                   help="include the newest N points of the coordinator's history (at most 10000)")
+    p.set_defaults(func=_client_command(cmd_profile))
+
+    p = sub.add_parser(
         "demo",
         help="start a local mesh (coordinator + 3 agents) and run a mixed workload",
         description=demo_run.__doc__,
@@ -462,6 +478,16 @@ async def cmd_stats(client: AsyncClient, ns: argparse.Namespace) -> int:
 async def cmd_invalidate(client: AsyncClient, ns: argparse.Namespace) -> int:
     result = await client.invalidate(ns.dependencies, wait=ns.wait)
     _emit(ns, render.invalidate_text(result), result)
+    return EXIT_OK
+
+
+async def cmd_profile(client: AsyncClient, ns: argparse.Namespace) -> int:
+    if not 0 <= ns.history <= 10_000:
+        raise CLIError(f"--history {ns.history}: give 0 to 10000 points")
+    if ns.window is not None and ns.window > 3600:
+        raise CLIError(f"--window {ns.window:g}: at most 3600 seconds")
+    profile = await client.profile(window=ns.window, kind=ns.kind, agent_id=ns.agent, history_points=ns.history)
+    _emit(ns, profile_text(profile), profile)
     return EXIT_OK
 
 
