@@ -13,6 +13,9 @@ from coordinator.core.feedback import HealthConfig
 from coordinator.core.mesh import CoreConfig
 from coordinator.core.routing import check_strategy, parse_overrides
 from coordinator.core.validation import Limits
+from coordinator.metrics.service import OTLP_MODES, split_listen
+from coordinator.profile.config import ProfilerConfig
+from swarmmesh.telemetry import TracingConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +81,63 @@ class CoordinatorConfig:
     # Cache keys whose popularity is tracked, and the half-life of their counts in seconds.
     popularity_keys: int = 10_000
     popularity_half_life_s: float = 600.0
-    # If set, a JSON file {"address", "pid"} is written here once serving.
+    # Seconds a profile looks back when the request does not say (swarmmesh profile --window).
+    profile_window_s: float = 60.0
+    # SQLite file that keeps the profiler's history across restarts; "" = in memory only.
+    history_path: str = ""
+    # Seconds one history row covers (older rows are merged to 1 and 10 minutes), and seconds kept.
+    history_interval_s: float = 10.0
+    history_retention_s: float = 604800.0
+    # Memory leaks: seconds of an agent's memory the trend is fitted over, samples it needs,
+    # and the growth in bytes per second that counts as a leak (16 KiB/s is ~56 MiB/h).
+    leak_window_s: float = 300.0
+    leak_min_samples: int = 10
+    leak_min_growth_bytes_per_s: float = 16384.0
+    # Memory an agent may use, in bytes, for "reaches its limit in ..."; 0 = unknown.
+    agent_memory_limit_bytes: int = 0
+    # Attempts of a kind in the profile window before the profiler judges it.
+    profile_min_samples: int = 20
+    # Share of busy slots at which a kind's agents count as saturated (0..1).
+    saturation_utilization: float = 0.85
+    # An agent this many times slower than its peers on a kind is reported.
+    slow_agent_factor: float = 2.0
+    # Hit rate on recently computed keys below which a kind's cache counts as cold (0..1).
+    cold_cache_hit_rate: float = 0.5
+    # Spans of every task over OTLP/gRPC: "on" or "off" (OTEL_SDK_DISABLED=true
+    # or OTEL_TRACES_EXPORTER=none also turn it off).
+    tracing: str = "on"
+    # Collector endpoint (spans, and metrics when pushed), e.g. http://localhost:4317; "" = OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT or that default.
+    otlp_endpoint: str = ""
+    # Share of traces started here that are sampled, 0..1; -1 = from OTEL_TRACES_SAMPLER(_ARG).
+    # Tasks that arrive with a trace context follow its decision.
+    trace_sample_ratio: float = -1.0
+    # host:port of the Prometheus scrape endpoint (GET /metrics); "" = none; port 0 = any free port.
+    metrics_listen: str = ""
+    # OTLP metrics push (to otlp_endpoint or OTEL_EXPORTER_OTLP_[METRICS_]ENDPOINT, every
+    # OTEL_METRIC_EXPORT_INTERVAL ms, default 60000): "auto" = when OTEL_METRICS_EXPORTER lists otlp; "on"; "off".
+    otlp_metrics: str = "auto"
+    # Agents with series of their own at most (by agent id); mesh-wide metrics count every agent.
+    metrics_max_agents: int = 1000
+    # If set, a JSON file {"address", "pid", "metrics_address"} is written here once serving.
     ready_file: str = ""
     log_level: str = "INFO"
+
+    def tracing_config(self) -> TracingConfig:
+        return TracingConfig.from_env(
+            "swarmmesh-coordinator", enabled=self.tracing == "on", endpoint=self.otlp_endpoint,
+            sample_ratio=self.trace_sample_ratio if self.trace_sample_ratio >= 0 else None,
+        )
+
+    def profiler(self) -> ProfilerConfig:
+        return ProfilerConfig(
+            window_s=self.profile_window_s, history_path=self.history_path,
+            history_interval_s=self.history_interval_s, history_retention_s=self.history_retention_s,
+            leak_window_s=self.leak_window_s, leak_min_samples=self.leak_min_samples,
+            leak_min_growth_bytes_per_s=self.leak_min_growth_bytes_per_s,
+            agent_memory_limit_bytes=self.agent_memory_limit_bytes, min_samples=self.profile_min_samples,
+            saturation_utilization=self.saturation_utilization, slow_agent_factor=self.slow_agent_factor,
+            cold_cache_hit_rate=self.cold_cache_hit_rate,
+        )
 
     def core(self) -> CoreConfig:
         return CoreConfig(
@@ -156,7 +213,29 @@ class CoordinatorConfig:
                 return f"{name}: must be at least 1"
         if self.max_payload_bytes >= self.max_message_bytes:
             return "max_payload_bytes: must be smaller than max_message_bytes"
+        if problem := self._metrics_problem():
+            return problem
+        if self.tracing not in ("on", "off"):
+            return f"tracing: {self.tracing!r} is not on or off"
+        if self.trace_sample_ratio > 1:
+            return "trace_sample_ratio: must be at most 1 (or negative for OTEL_TRACES_SAMPLER)"
+        try:
+            self.profiler()
+        except ValueError as e:
+            return str(e)
         return self._balancing_problem()
+
+    def _metrics_problem(self) -> str:
+        if self.metrics_listen:
+            try:
+                split_listen(self.metrics_listen)
+            except ValueError as e:
+                return f"metrics_listen: {e}"
+        if self.otlp_metrics not in OTLP_MODES:
+            return f"otlp_metrics: {self.otlp_metrics!r} is not one of {', '.join(OTLP_MODES)}"
+        if self.metrics_max_agents < 0:
+            return "metrics_max_agents: must not be negative"
+        return ""
 
     def _balancing_problem(self) -> str:
         problem = check_strategy(self.strategy)

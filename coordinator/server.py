@@ -20,26 +20,33 @@ from grpc_reflection.v1alpha import reflection
 
 from coordinator.config import CoordinatorConfig
 from coordinator.core.mesh import MeshCore
+from coordinator.metrics import MetricsService
+from coordinator.profile.profiler import Profiler
 from coordinator.service.cache_sync import CacheSync
 from coordinator.service.convert import assignment_to_proto
 from coordinator.service.mesh_service import AgentSession, MeshService
+from coordinator.service.profile_service import ProfileService
 from coordinator.service.task_service import TaskService
 from coordinator.service.watch import WatchHub
-from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from coordinator.tracing import TaskTracer
+from swarmmesh._version import __version__
+from swarmmesh.telemetry import Tracer
+from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc, profile_pb2, profile_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 
 log = logging.getLogger(__name__)
 
 SERVICE_NAMES = (
     tasks_pb2.DESCRIPTOR.services_by_name["TaskService"].full_name,
     mesh_pb2.DESCRIPTOR.services_by_name["MeshService"].full_name,
+    profile_pb2.DESCRIPTOR.services_by_name["ProfileService"].full_name,
 )
 
 
-def _write_ready_file(path: str, address: str) -> None:
+def _write_ready_file(path: str, address: str, metrics_address: str = "") -> None:
     # Written atomically so a poller never reads half a file.
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        json.dump({"address": address, "pid": os.getpid()}, f)
+        json.dump({"address": address, "pid": os.getpid(), "metrics_address": metrics_address}, f)
     os.replace(tmp, path)
 
 
@@ -58,6 +65,13 @@ class Coordinator:
         self.hub = WatchHub()
         self.cache_sync = CacheSync(self)
         self.core.add_listener(self.hub.on_change)
+        self.profiler = Profiler(self.core, self.config.profiler())
+        self.core.add_listener(self.profiler.on_change)
+        self.tracer = Tracer(self.config.tracing_config(), __version__)
+        if self.tracer.enabled:
+            self.core.add_listener(TaskTracer(self.tracer).on_change)
+        self.metrics = MetricsService(self.core, self.config.metrics_listen, self.config.otlp_metrics,
+                                      self.config.otlp_endpoint, self.config.metrics_max_agents)
         self.sessions: dict[str, AgentSession] = {}
         self.state = ServiceState.NEW
         self.address = ""
@@ -87,6 +101,7 @@ class Coordinator:
         ])
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(self), server)
         mesh_pb2_grpc.add_MeshServiceServicer_to_server(MeshService(self), server)
+        profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileService(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
@@ -102,15 +117,18 @@ class Coordinator:
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.started_at = time.time()
+        self.tracer.start()
+        await self.metrics.start()
         self._ticker = asyncio.create_task(self._tick_loop(), name="coordinator-ticker")
         self.state = ServiceState.RUNNING
         if cfg.ready_file:
-            _write_ready_file(cfg.ready_file, self.address)
+            _write_ready_file(cfg.ready_file, self.address, self.metrics.address)
         log.info("coordinator serving on %s", self.address)
 
     async def stop(self, grace: float | None = None) -> None:
         if self.state in (ServiceState.STOPPING, ServiceState.STOPPED, ServiceState.NEW):
             if self.state == ServiceState.NEW:
+                self.profiler.close()
                 self.state = ServiceState.STOPPED
                 self._stopped.set()
             await self._stopped.wait()
@@ -126,6 +144,10 @@ class Coordinator:
                 pass
         if self._server is not None:
             await self._server.stop(grace)
+        self.profiler.close()  # writes the history row in progress
+        # Spans of the last tasks; the flush is bounded and off the event loop.
+        await asyncio.to_thread(self.tracer.stop, 2.0)
+        await self.metrics.stop(2.0)
         self.state = ServiceState.STOPPED
         self._stopped.set()
         log.info("coordinator stopped")
@@ -196,5 +218,6 @@ class Coordinator:
                                        f"lease expired: no frame for {self.config.lease_timeout_s} s")
                 self.flush_cancels()
                 self.schedule_dispatch()
+                self.profiler.tick(time.time())
             except Exception:  # the ticker must survive a bug in one sweep
                 log.exception("tick failed")

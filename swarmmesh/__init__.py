@@ -12,6 +12,7 @@ The generated wire code for other tooling lives in :mod:`swarmmesh.v1`.
 """
 
 from swarmmesh import errors
+from swarmmesh._version import __version__
 from swarmmesh.client import AsyncClient, Client
 from swarmmesh.errors import (
     DeadlineExceeded,
@@ -26,10 +27,18 @@ from swarmmesh.errors import (
 )
 from swarmmesh.types import (
     AgentInfo,
+    AgentProfile,
     AgentState,
     CacheStats,
     ClusterStats,
+    Finding,
+    Forecast,
+    HistoryPoint,
     KindLatency,
+    KindProfile,
+    PhaseStats,
+    Profile,
+    Severity,
     SubmittedTask,
     TaskInfo,
     TaskOutcome,
@@ -38,10 +47,9 @@ from swarmmesh.types import (
     TaskState,
 )
 
-__version__ = "0.1.0"
-
 __all__ = [
     "AgentInfo",
+    "AgentProfile",
     "AgentState",
     "AsyncClient",
     "CacheStats",
@@ -49,11 +57,18 @@ __all__ = [
     "ClusterStats",
     "DeadlineExceeded",
     "FailedPrecondition",
+    "Finding",
+    "Forecast",
+    "HistoryPoint",
     "InvalidArgument",
     "KindLatency",
+    "KindProfile",
     "NotFound",
     "PermissionDenied",
+    "PhaseStats",
+    "Profile",
     "ResourceExhausted",
+    "Severity",
     "SubmittedTask",
     "SwarmMeshError",
     "TaskInfo",

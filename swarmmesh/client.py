@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import queue
 import threading
 from collections.abc import AsyncGenerator, Coroutine, Generator, Iterable, Iterator, Mapping, Sequence
@@ -24,6 +25,8 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from swarmmesh import _convert
+from swarmmesh._tracing import SubmitTracing, current_parent
+from swarmmesh._version import __version__
 from swarmmesh.errors import (
     DeadlineExceeded,
     Internal,
@@ -32,18 +35,20 @@ from swarmmesh.errors import (
     WaitTimeout,
     from_rpc_error,
 )
+from swarmmesh.telemetry import TraceParent, Tracer, TracingConfig
 from swarmmesh.types import (
     AgentInfo,
     ClusterStats,
     InvalidateResult,
     PayloadLike,
+    Profile,
     SubmittedTask,
     TaskInfo,
     TaskPage,
     TaskSpec,
     TaskState,
 )
-from swarmmesh.v1 import tasks_pb2, tasks_pb2_grpc
+from swarmmesh.v1 import profile_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 
 __all__ = ["DEFAULT_ADDRESS", "AsyncClient", "Client"]
 
@@ -55,6 +60,9 @@ MAX_SUBMIT_BATCH = 10_000
 MAX_WATCH_IDS = 100_000
 
 _T = TypeVar("_T")
+# A submit() waiting for the next SubmitTasks call: its spec, its caller's
+# future, and the trace parent active where it was called.
+_Queued = tuple[TaskSpec, "asyncio.Future[SubmittedTask]", "TraceParent | None"]
 _LOOPBACK_PREFIXES = ("127.", "localhost", "[::1]", "::1", "unix:")
 
 
@@ -100,18 +108,33 @@ class AsyncClient:
         timeout: deadline in seconds for each unary call (None = no deadline).
             Watching (``wait``, ``as_completed``) is not bound by it.
 
+        tracing: give each submitted task a ``swarmmesh.submit`` span and a
+            trace context, continuing the caller's OpenTelemetry span if one is
+            active, exported over OTLP as the standard ``OTEL_*`` variables say.
+            None (default): on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its
+            ``_TRACES_`` form) is set and ``OTEL_SDK_DISABLED`` is not true.
+            True: on, with the default endpoint if none is set. A
+            :class:`Tracer` is used as is (and not stopped by :meth:`close`).
+            False: off.
+
     The channel is opened lazily on first use inside the running event loop
     and is bound to that loop; use ``async with`` or call :meth:`close`.
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0) -> None:
+    def __init__(
+        self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0,
+        tracing: bool | Tracer | None = None,
+    ) -> None:
         self._address = address
         self._timeout = timeout
+        self._tracing_option = tracing
+        self._tracing: SubmitTracing | None = None
         self._channel: Any = None
         self._stub: Any = None
+        self._profile_stub: Any = None
         self._closed = False
         # Single submits waiting for the next SubmitTasks call (see submit()).
-        self._queued: list[tuple[TaskSpec, asyncio.Future[SubmittedTask]]] = []
+        self._queued: list[_Queued] = []
         self._submitter: asyncio.Task[None] | None = None
 
     @property
@@ -137,13 +160,16 @@ class AsyncClient:
             self._submitter.cancel()
             await asyncio.gather(self._submitter, return_exceptions=True)
             self._submitter = None
-        for _, waiter in self._queued:
+        for _, waiter, _ in self._queued:
             if not waiter.done():
                 waiter.set_exception(RuntimeError("the client was closed before the task was submitted"))
         self._queued = []
-        channel, self._channel, self._stub = self._channel, None, None
+        channel, self._channel, self._stub, self._profile_stub = self._channel, None, None, None
         if channel is not None:
             await channel.close()
+        tracing, self._tracing = self._tracing, None
+        if tracing is not None and not isinstance(self._tracing_option, Tracer):
+            await asyncio.to_thread(tracing.tracer.stop, 2.0)
 
     def _ensure_stub(self) -> Any:
         if self._closed:
@@ -151,10 +177,25 @@ class AsyncClient:
         if self._stub is None:
             self._channel = grpc.aio.insecure_channel(self._address, options=_channel_options(self._address))
             self._stub = tasks_pb2_grpc.TaskServiceStub(self._channel)
+            self._profile_stub = profile_pb2_grpc.ProfileServiceStub(self._channel)
+            tracer = self._make_tracer()
+            if tracer is not None and tracer.enabled:
+                tracer.start()
+                self._tracing = SubmitTracing(tracer)
         return self._stub
 
-    async def _unary(self, method: str, request: Any) -> Any:
-        rpc = getattr(self._ensure_stub(), method)
+    def _make_tracer(self) -> Tracer | None:
+        option = self._tracing_option
+        if isinstance(option, Tracer):
+            return option
+        if option is False:
+            return None
+        config = TracingConfig.from_env("swarmmesh-client")
+        return Tracer(config, __version__) if option or config.endpoint_set else None
+
+    async def _unary(self, method: str, request: Any, *, service: str = "tasks") -> Any:
+        self._ensure_stub()
+        rpc = getattr(self._profile_stub if service == "profile" else self._stub, method)
         try:
             return await rpc(request, timeout=self._timeout)
         except grpc.RpcError as exc:
@@ -200,7 +241,7 @@ class AsyncClient:
         # waits on a timer, so a lone submit costs one round trip as before.
         self._ensure_stub()
         waiter: asyncio.Future[SubmittedTask] = asyncio.get_running_loop().create_future()
-        self._queued.append((spec, waiter))
+        self._queued.append((spec, waiter, current_parent() if self._tracing is not None else None))
         if self._submitter is None or self._submitter.done():
             self._submitter = asyncio.create_task(self._submit_queued(), name="swarmmesh-submit")
         return (await asyncio.shield(waiter)).task_id
@@ -209,7 +250,7 @@ class AsyncClient:
         while self._queued:
             batch, self._queued = self._queued[:MAX_SUBMIT_BATCH], self._queued[MAX_SUBMIT_BATCH:]
             try:
-                results = await self._submit_batch([spec for spec, _ in batch])
+                results = await self._submit_batch([q[0] for q in batch], [q[2] for q in batch])
             except Exception as exc:
                 if len(batch) > 1 and not isinstance(exc, Unavailable | DeadlineExceeded):
                     # Calls are all-or-nothing: one caller's bad spec (or its
@@ -217,18 +258,18 @@ class AsyncClient:
                     # goes again on its own and gets its own answer.
                     await self._submit_each(batch)
                 else:
-                    for _, waiter in batch:
+                    for _, waiter, _ in batch:
                         if not waiter.done():
                             waiter.set_exception(exc)
                 continue
-            for (_, waiter), result in zip(batch, results, strict=True):
+            for (_, waiter, _), result in zip(batch, results, strict=True):
                 if not waiter.done():
                     waiter.set_result(result)
 
-    async def _submit_each(self, batch: list[tuple[TaskSpec, asyncio.Future[SubmittedTask]]]) -> None:
-        for spec, waiter in batch:
+    async def _submit_each(self, batch: list[_Queued]) -> None:
+        for spec, waiter, parent in batch:
             try:
-                (result,) = await self._submit_batch([spec])
+                (result,) = await self._submit_batch([spec], [parent])
             except Exception as exc:
                 if not waiter.done():
                     waiter.set_exception(exc)
@@ -249,11 +290,13 @@ class AsyncClient:
             raise ValueError(f"batch_size must be 1..{MAX_SUBMIT_BATCH}, got {batch_size}")
         out: list[SubmittedTask] = []
         batch: list[TaskSpec] = []
+        self._ensure_stub()
+        parent = current_parent() if self._tracing is not None else None
 
         async def flush() -> None:
             offset = len(out)
             try:
-                out.extend(await self._submit_batch(batch))
+                out.extend(await self._submit_batch(batch, [parent] * len(batch)))
             except SwarmMeshError as exc:
                 if offset:
                     exc.accepted_task_ids = tuple(t.task_id for t in out)
@@ -272,9 +315,23 @@ class AsyncClient:
             await flush()
         return out
 
-    async def _submit_batch(self, specs: Sequence[TaskSpec]) -> list[SubmittedTask]:
+    async def _submit_batch(
+        self, specs: Sequence[TaskSpec], parents: Sequence[TraceParent | None]
+    ) -> list[SubmittedTask]:
         request = _convert.submit_request_to_proto(specs)
-        response = await self._unary("SubmitTasks", request)
+        tracing = self._tracing
+        if tracing is None:
+            response = await self._unary("SubmitTasks", request)
+        else:
+            pending, started = tracing.prepare(request.tasks, parents)
+            try:
+                response = await self._unary("SubmitTasks", request)
+            except SwarmMeshError as exc:
+                if pending:
+                    tracing.finish(pending, request.tasks, started, None, f"{type(exc).__name__}: {exc}")
+                raise
+            if pending and len(response.tasks) == len(specs):
+                tracing.finish(pending, request.tasks, started, response.tasks)
         if len(response.tasks) != len(specs):
             raise Internal(
                 f"coordinator answered {len(response.tasks)} results for {len(specs)} submitted tasks"
@@ -487,6 +544,27 @@ class AsyncClient:
         request = tasks_pb2.InvalidateRequest(dependencies=names, wait_ms=wait_ms)
         return _convert.invalidate_result_from_proto(await self._unary("Invalidate", request))
 
+    async def profile(
+        self, *, window: float | None = None, kind: str = "", agent_id: str = "", history_points: int = 0
+    ) -> Profile:
+        """Where the mesh's time goes, what limits it, and what to do about it.
+
+        Args:
+            window: look at tasks finished in the last ``window`` seconds
+                (None = the coordinator's default; at most 3600).
+            kind, agent_id: only this task kind / agent (unknown ones give
+                empty lists, not an error).
+            history_points: how many points of the coordinator's downsampled
+                history to include, oldest first (0 = none; at most 10000).
+        """
+        request = _convert.profile_request_to_proto(window, kind, agent_id, history_points)
+        return _convert.profile_from_proto(await self._unary("GetProfile", request, service="profile"))
+
+
+async def _in_context(coro: Coroutine[Any, Any, _T], context: contextvars.Context) -> _T:
+    # Cancelling the outer task (the caller gave up) cancels the awaited one too.
+    return await asyncio.get_running_loop().create_task(coro, context=context)
+
 
 class Client:
     """Synchronous client: the :class:`AsyncClient` API, blocking.
@@ -496,8 +574,11 @@ class Client:
     Use it as a context manager or call :meth:`close`.
     """
 
-    def __init__(self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0) -> None:
-        self._async = AsyncClient(address, timeout=timeout)
+    def __init__(
+        self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0,
+        tracing: bool | Tracer | None = None,
+    ) -> None:
+        self._async = AsyncClient(address, timeout=timeout, tracing=tracing)
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
         self._closed = False
@@ -537,7 +618,9 @@ class Client:
         if self._closed:
             coro.close()
             raise RuntimeError("the client is closed")
-        future = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        # The call runs in the caller's context (contextvars), so an
+        # OpenTelemetry span active in the calling thread parents its tasks.
+        future = asyncio.run_coroutine_threadsafe(_in_context(coro, contextvars.copy_context()), self._loop)
         try:
             return future.result()
         except BaseException:
@@ -659,3 +742,10 @@ class Client:
 
     def invalidate(self, dependencies: str | Iterable[str], *, wait: float | None = None) -> InvalidateResult:
         return self._run(self._async.invalidate(_names(dependencies), wait=wait))
+
+    def profile(
+        self, *, window: float | None = None, kind: str = "", agent_id: str = "", history_points: int = 0
+    ) -> Profile:
+        return self._run(
+            self._async.profile(window=window, kind=kind, agent_id=agent_id, history_points=history_points)
+        )

@@ -35,7 +35,7 @@ from coordinator.core.model import (
     TaskState,
 )
 from coordinator.core.queue import TaskQueue
-from coordinator.core.registry import Registry
+from coordinator.core.registry import Registry, RouteKey
 from coordinator.core.routing import Router
 from coordinator.core.validation import Limits, check_batch, check_registration
 
@@ -413,3 +413,14 @@ class MeshCore:
 
     def state_counts(self) -> dict[TaskState, int]:
         return dict(self._state_counts)
+
+    def queued_by_kind(self) -> dict[str, int]:
+        """Pending tasks per kind (over all tenants and required labels)."""
+        out: dict[str, int] = {}
+        for (kind, _required), n in self._queue.depths.items():
+            out[kind] = out.get(kind, 0) + n
+        return out
+
+    def queued_by_class(self) -> dict[RouteKey, int]:
+        """Pending tasks per routing class (kind, required labels), over all tenants."""
+        return dict(self._queue.depths)

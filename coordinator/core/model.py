@@ -76,6 +76,24 @@ class Outcome:
     error_type: str = ""
     duration_us: int = 0
     cache_hit: bool = False
+    # Sidecar wall time from receiving the assignment to having the result, and
+    # the part of it spent in the cache lookup, in microseconds (0 = not reported).
+    agent_us: int = 0
+    cache_us: int = 0
+
+
+@dataclass(slots=True)
+class TaskTrace:
+    """A sampled task's place in its trace (ids as ints, W3C sizes)."""
+
+    trace_id: int
+    # The submitter's span; 0 when the trace starts at the coordinator.
+    parent_id: int
+    task_span: int
+    tracestate: str = ""
+    # The current attempt's span, and the trace context its assignment carries.
+    attempt_span: int = 0
+    outgoing: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -103,8 +121,8 @@ class TaskRecord:
     # When the current (or last) wait in the queue began: acceptance, or the
     # moment a lost lease put the task back.
     queued_at: float = 0.0
-    # Tracing state (coordinator.telemetry.TaskTrace) when the task is traced.
-    trace: object = None
+    # Set when the task's trace is sampled (see coordinator/tracing.py).
+    trace: TaskTrace | None = None
     # Queue entry token: a heap entry is live only while it matches (a task can
     # be re-queued, and the queue keeps stale entries until they surface).
     qtoken: int = 0
@@ -137,12 +155,23 @@ class CacheStats:
 
 
 @dataclass(frozen=True, slots=True)
+class AllocationSite:
+    """One source line's live allocations in an agent's process (tracemalloc)."""
+
+    where: str  # "file.py:123"
+    size_bytes: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat:
     in_flight: int = 0
     free_slots: int = 0
     latencies: tuple[KindLatency, ...] = ()
     memory_rss_bytes: int = 0
     cache: CacheStats = CacheStats()
+    # Largest first; empty unless the sidecar runs with --tracemalloc-top.
+    allocations: tuple[AllocationSite, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

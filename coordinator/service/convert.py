@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from coordinator.core.model import (
     AgentRecord,
+    AllocationSite,
     CacheStats,
     CoreError,
     Heartbeat,
@@ -48,7 +50,7 @@ def task_spec_from_proto(p: types_pb2.TaskSpec) -> TaskSpec:
         idempotency_key=p.idempotency_key,
         cache_key=p.cache_key,
         dependencies=tuple(p.dependencies) if p.dependencies else (),
-        trace_context=tuple(sorted(p.trace_context.items())) if p.trace_context else (),
+        trace_context=_pairs(p.trace_context) if p.trace_context else (),
         max_attempts=p.max_attempts,
     )
 
@@ -112,6 +114,10 @@ def outcome_to_proto(o: Outcome, p: types_pb2.TaskOutcome, *, payload: bool = Tr
         p.duration_us = o.duration_us
     if o.cache_hit:
         p.cache_hit = True
+    if o.agent_us:
+        p.agent_us = o.agent_us
+    if o.cache_us:
+        p.cache_us = o.cache_us
 
 
 def task_to_proto(rec: TaskRecord, *, payloads: bool = True, pending_reason: str = "",
@@ -134,6 +140,12 @@ def task_to_proto(rec: TaskRecord, *, payloads: bool = True, pending_reason: str
     return p
 
 
+def _pairs(m: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    items = tuple(m.items())
+    # Sorted for a canonical spec; a lone traceparent (the usual case) needs no sort.
+    return items if len(items) < 2 else tuple(sorted(items))
+
+
 def assignment_to_proto(rec: TaskRecord, now: float) -> mesh_pb2.Assignment:
     s = rec.spec
     a = mesh_pb2.Assignment(task_id=rec.task_id, attempt=rec.attempt, kind=s.kind, tenant=s.tenant)
@@ -148,7 +160,10 @@ def assignment_to_proto(rec: TaskRecord, now: float) -> mesh_pb2.Assignment:
         a.cache_key = s.cache_key
     if s.dependencies:
         a.dependencies.extend(s.dependencies)
-    if s.trace_context:
+    if rec.trace is not None:
+        a.trace_context.update(rec.trace.outgoing)
+    elif s.trace_context:
+        # Not sampled here (or tracing is off): pass the submitter's context on.
         a.trace_context.update(s.trace_context)
     if s.priority:
         a.priority = s.priority
@@ -169,7 +184,8 @@ def registration_from_proto(r: mesh_pb2.Register, peer: str) -> Registration:
 
 def _outcome_from_proto(p: types_pb2.TaskOutcome) -> Outcome:
     # Positional: this runs once per result.
-    return Outcome(p.output, p.content_type, p.error, p.error_type, p.duration_us, p.cache_hit)
+    return Outcome(p.output, p.content_type, p.error, p.error_type, p.duration_us, p.cache_hit, p.agent_us,
+                   p.cache_us)
 
 
 def results_from_proto(items: list[mesh_pb2.TaskResult]) -> list[ResultIn]:
@@ -184,6 +200,8 @@ def heartbeat_from_proto(h: mesh_pb2.Heartbeat) -> Heartbeat:
         latencies=tuple(KindLatency(k.kind, k.ewma_ms, k.completed, k.failed) for k in h.latencies),
         memory_rss_bytes=h.memory_rss_bytes,
         cache=CacheStats(c.hits, c.misses, c.evictions, c.invalidations, c.bytes, c.entries, c.errors),
+        allocations=tuple(AllocationSite(s.where, s.size_bytes, s.count) for s in h.allocations)
+        if h.allocations else (),
     )
 
 
@@ -206,6 +224,8 @@ def agent_to_proto(a: AgentRecord) -> types_pb2.Agent:
                    for k in hb.latencies],
         cache=types_pb2.CacheStats(hits=c.hits, misses=c.misses, evictions=c.evictions,
                                    invalidations=c.invalidations, bytes=c.bytes, entries=c.entries, errors=c.errors),
+        allocations=[types_pb2.AllocationSite(where=s.where, size_bytes=s.size_bytes, count=s.count)
+                     for s in hb.allocations],
     )
     _ts(a.connected_at, p.connected_at)
     _ts(a.last_seen, p.last_seen)

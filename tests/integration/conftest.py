@@ -24,10 +24,10 @@ class Mesh:
         self._channel: grpc.Channel | None = None
         self.exec_log = tmp / "executions.log"
 
-    def start_coordinator(self, *extra: str, listen: str = "127.0.0.1:0") -> str:
+    def start_coordinator(self, *extra: str, listen: str = "127.0.0.1:0", env: dict[str, str] | None = None) -> str:
         n = len(self.procs)
         ready = self.tmp / f"coordinator-{n}.json"
-        proc = Proc(coordinator_args(ready, listen, *extra), ready, self.tmp / f"coordinator-{n}.log")
+        proc = Proc(coordinator_args(ready, listen, *extra), ready, self.tmp / f"coordinator-{n}.log", env=env)
         self.procs.append(proc)
         self.coordinator = proc
         self.address = str(proc.ready()["address"])
@@ -36,12 +36,14 @@ class Mesh:
         self._channel = grpc.insecure_channel(self.address)
         return self.address
 
-    def start_sidecar(self, agent_id: str, *extra: str, handler: str = "echo", wait: bool = True) -> Proc:
+    def start_sidecar(self, agent_id: str, *extra: str, handler: str = "echo", wait: bool = True,
+                      env: dict[str, str] | None = None) -> Proc:
         ready = self.tmp / f"sidecar-{agent_id}-{len(self.procs)}.json"
         args = sidecar_args(self.address, agent_id, ready, "--handler", f"{HANDLERS}:{handler}", *extra)
         proc = Proc(args, ready, self.tmp / f"sidecar-{agent_id}-{len(self.procs)}.log",
                     # Default cache directories live under the test's own tmp dir.
-                    env={"SWARMMESH_TEST_EXEC_LOG": str(self.exec_log), "XDG_CACHE_HOME": str(self.tmp / "xdg")})
+                    env={"SWARMMESH_TEST_EXEC_LOG": str(self.exec_log), "XDG_CACHE_HOME": str(self.tmp / "xdg"),
+                         **(env or {})})
         self.procs.append(proc)
         if wait:
             proc.ready()

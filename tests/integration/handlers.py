@@ -42,3 +42,23 @@ async def paced(ctx: Any) -> dict[str, Any]:
 
 def boom(ctx: Any) -> None:
     raise ValueError(f"cannot handle {ctx.payload.decode()!r}")
+
+
+# Memory a planted leak keeps for the life of the sidecar process.
+_LEAKED: list[bytearray] = []
+
+
+async def leaky(ctx: Any) -> dict[str, Any]:
+    """Keeps payload {"kib": N} (default 1024) alive forever, then sleeps {"ms": M}: a planted leak."""
+    _log_execution(ctx)
+    spec = json.loads(ctx.payload or b"{}")
+    # Filled with a non-zero byte so every page is really resident, not a shared zero page.
+    _LEAKED.append(bytearray(b"\x01") * (int(spec.get("kib", 1024)) * 1024))
+    await asyncio.sleep(spec.get("ms", 10) / 1000)
+    return {"agent": ctx.agent_id, "leaked_mib": len(_LEAKED)}
+
+
+def traced(ctx: Any) -> dict[str, Any]:
+    """Returns the trace context the handler was given (to check that user code continues the trace)."""
+    _log_execution(ctx)
+    return {"agent": ctx.agent_id, "trace_context": dict(ctx.trace_context)}
