@@ -83,8 +83,11 @@ class CoordinatorConfig:
     popularity_half_life_s: float = 600.0
     # Seconds a profile looks back when the request does not say (swarmmesh profile --window).
     profile_window_s: float = 60.0
-    # SQLite file that keeps the profiler's history across restarts; "" = in memory only.
-    history_path: str = ""
+    # SQLite file that keeps the profiler's history across restarts. "auto" =
+    # $XDG_STATE_HOME/swarmmesh/history-<host>-<port>.sqlite (~/.local/state by
+    # default) for a fixed port, in memory only for port 0 (a throwaway
+    # coordinator has no identity to resume); "" = in memory only.
+    history_path: str = "auto"
     # Seconds one history row covers (older rows are merged to 1 and 10 minutes), and seconds kept.
     history_interval_s: float = 10.0
     history_retention_s: float = 604800.0
@@ -128,9 +131,20 @@ class CoordinatorConfig:
             sample_ratio=self.trace_sample_ratio if self.trace_sample_ratio >= 0 else None,
         )
 
+    def resolved_history_path(self, env: Mapping[str, str] | None = None) -> str:
+        if self.history_path != "auto":
+            return self.history_path
+        host, _, port = self.listen.rpartition(":")
+        if port in ("", "0"):
+            return ""
+        env = os.environ if env is None else env
+        state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+        name = f"history-{host.strip('[]').replace(':', '_') or 'any'}-{port}.sqlite"
+        return os.path.join(state, "swarmmesh", name)
+
     def profiler(self) -> ProfilerConfig:
         return ProfilerConfig(
-            window_s=self.profile_window_s, history_path=self.history_path,
+            window_s=self.profile_window_s, history_path=self.resolved_history_path(),
             history_interval_s=self.history_interval_s, history_retention_s=self.history_retention_s,
             leak_window_s=self.leak_window_s, leak_min_samples=self.leak_min_samples,
             leak_min_growth_bytes_per_s=self.leak_min_growth_bytes_per_s,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import sqlite3
 
 from coordinator.profile.report import HistoryPoint
@@ -60,13 +61,14 @@ class HistoryStore:
         self._in_memory = not path
         if path:
             try:
+                os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
                 db = sqlite3.connect(path)
                 db.execute("PRAGMA journal_mode=WAL")
                 db.execute("PRAGMA synchronous=NORMAL")
                 db.executescript(_SCHEMA)
                 db.execute("SELECT count(*) FROM points").fetchone()
                 return db
-            except sqlite3.Error as e:
+            except (sqlite3.Error, OSError) as e:
                 log.warning("history file %s cannot be used (%s): history is kept in memory only", path, e)
         self._in_memory = True
         db = sqlite3.connect(":memory:")

@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from swarmmesh._render_profile import finding_text
 from swarmmesh._table import format_table, truncate
 from swarmmesh.client import AsyncClient
 from swarmmesh.demo.mesh import LocalMesh, MeshError
 from swarmmesh.demo.workload import AGENTS, FAILING_KIND, Workload, build_workload
 from swarmmesh.errors import SwarmMeshError
-from swarmmesh.types import ClusterStats, TaskInfo
+from swarmmesh.types import ClusterStats, Profile, TaskInfo
 
 __all__ = ["add_arguments", "main", "run"]
 
@@ -242,6 +243,30 @@ def summarize(outcome: Outcome) -> tuple[str, bool]:
     return "\n".join(lines), ok
 
 
+def profile_summary(p: Profile) -> str:
+    """Where the workload's time went, per kind, and what the profiler makes of it."""
+    rows: list[tuple[object, ...]] = []
+    for k in p.kinds:
+        total = k.phase("total")
+        if total is None or not total.count:
+            continue
+        shares = [k.phase(name) for name in ("queue", "transport", "cache", "execution")]
+        rows.append((k.kind, total.count, *(f"{s.share * 100:.0f}%" if s else "-" for s in shares),
+                     _ms(total.p50_ms / 1000), _ms(total.p99_ms / 1000)))
+    lines = ["where the time went (swarmmesh profile): share of each task's time per phase", ""]
+    lines.append(format_table(("KIND", "TASKS", "QUEUE", "TRANSPORT", "CACHE", "EXECUTION", "P50 ms", "P99 ms"),
+                              rows, align="lrrrrrrr"))
+    if p.findings:
+        shown = p.findings[:3]  # most severe first
+        lines += ["", "what the profiler says:"]
+        lines += [finding_text(f) for f in shown]
+        if len(p.findings) > len(shown):
+            lines.append(f"... and {len(p.findings) - len(shown)} more: swarmmesh profile")
+    else:
+        lines += ["", "the profiler found nothing to act on"]
+    return "\n".join(lines)
+
+
 # -- entry points ---------------------------------------------------------------
 
 
@@ -275,6 +300,8 @@ async def _run(ns: argparse.Namespace, phase: list[str]) -> int:
                     )
                 text, ok = summarize(outcome)
                 print("\n" + text, file=out, flush=True)
+                profile = await client.profile(window=max(60.0, outcome.wall_s * 2))
+                print("\n" + profile_summary(profile), file=out, flush=True)
                 code = 0 if ok else 1
             if ns.keep_running:
                 phase[0] = "serving"

@@ -81,3 +81,16 @@ def test_tenant_follower_sees_only_its_tenant_and_never_ends() -> None:
     hub.unsubscribe(w)
     core.submit([TaskSpec("k", tenant="blue")], 2)
     assert w.take() == []
+
+
+def test_history_is_kept_on_disk_only_for_a_coordinator_with_a_fixed_port() -> None:
+    from coordinator.config import CoordinatorConfig
+
+    env = {"XDG_STATE_HOME": "/state"}
+    assert CoordinatorConfig(listen="0.0.0.0:7070").resolved_history_path(env) == \
+        "/state/swarmmesh/history-0.0.0.0-7070.sqlite"
+    assert CoordinatorConfig(listen="127.0.0.1:0").resolved_history_path(env) == ""  # throwaway: memory only
+    assert CoordinatorConfig(listen="0.0.0.0:7070", history_path="").resolved_history_path(env) == ""
+    assert CoordinatorConfig(history_path="/x/h.sqlite").resolved_history_path(env) == "/x/h.sqlite"
+    assert CoordinatorConfig(listen="0.0.0.0:7070").resolved_history_path({}).endswith(
+        "/.local/state/swarmmesh/history-0.0.0.0-7070.sqlite")
