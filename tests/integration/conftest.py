@@ -27,7 +27,9 @@ class Mesh:
     def start_coordinator(self, *extra: str, listen: str = "127.0.0.1:0", env: dict[str, str] | None = None) -> str:
         n = len(self.procs)
         ready = self.tmp / f"coordinator-{n}.json"
-        proc = Proc(coordinator_args(ready, listen, *extra), ready, self.tmp / f"coordinator-{n}.log", env=env)
+        # A coordinator on a fixed port keeps its history under XDG_STATE_HOME: the test's tmp dir.
+        proc = Proc(coordinator_args(ready, listen, *extra), ready, self.tmp / f"coordinator-{n}.log",
+                    env={"XDG_STATE_HOME": str(self.tmp / "state"), **(env or {})})
         self.procs.append(proc)
         self.coordinator = proc
         self.address = str(proc.ready()["address"])
