@@ -24,7 +24,6 @@ exactly what the sidecar uses.
 | tracemalloc_top       | --tracemalloc-top N       | SWARMMESH_TRACEMALLOC_TOP       |
 | tracing               | --tracing on|off          | SWARMMESH_TRACING               |
 | otlp_endpoint         | --otlp-endpoint URL       | SWARMMESH_OTLP_ENDPOINT         |
-| trace_sample_ratio    | --trace-sample-ratio R    | SWARMMESH_TRACE_SAMPLE_RATIO    |
 | cache                 | --cache-*, --no-cache     | SWARMMESH_CACHE_* (cache_config)|
 """
 
@@ -104,9 +103,6 @@ class SidecarConfig:
     tracing: bool = True
     # Collector endpoint; "" = OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT or http://localhost:4317.
     otlp_endpoint: str = ""
-    # Share of traces started here (tasks that arrive without a trace context)
-    # that are sampled, 0..1; -1 = from OTEL_TRACES_SAMPLER(_ARG).
-    trace_sample_ratio: float = -1.0
     # The result cache (agent_sidecar/cache_config.py).
     cache: CacheConfig = field(default_factory=CacheConfig)
 
@@ -152,8 +148,6 @@ class SidecarConfig:
         _check_positive("register_timeout_s", self.register_timeout_s)
         if self.drain_timeout_s < 0:
             raise ValueError(f"drain_timeout_s: must be >= 0, got {self.drain_timeout_s}")
-        if self.trace_sample_ratio > 1:
-            raise ValueError(f"trace_sample_ratio: must be at most 1, got {self.trace_sample_ratio}")
         if isinstance(self.tracemalloc_top, bool) or not 0 <= self.tracemalloc_top <= MAX_TRACEMALLOC_TOP:
             raise ValueError(f"tracemalloc_top: must be 0..{MAX_TRACEMALLOC_TOP}, got {self.tracemalloc_top!r}")
         if self.log_level not in _LOG_LEVELS:
@@ -162,7 +156,6 @@ class SidecarConfig:
     def tracing_config(self) -> TracingConfig:
         return TracingConfig.from_env(
             "swarmmesh-sidecar", enabled=self.tracing, endpoint=self.otlp_endpoint,
-            sample_ratio=self.trace_sample_ratio if self.trace_sample_ratio >= 0 else None,
         )
 
     @property
@@ -297,8 +290,6 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
     p.add_argument("--tracing", type=str.lower, choices=("on", "off"), help="export spans over OTLP (default on)")
     p.add_argument("--otlp-endpoint", metavar="URL",
                    help="OTLP/gRPC collector (default OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4317)")
-    p.add_argument("--trace-sample-ratio", type=float, metavar="RATIO",
-                   help="share of traces started here that are sampled (default OTEL_TRACES_SAMPLER)")
     cache_config.add_arguments(p)
     return p
 
@@ -343,7 +334,6 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str] | None = None)
     pick("tracemalloc_top", ns.tracemalloc_top, "SWARMMESH_TRACEMALLOC_TOP", int)
     pick("tracing", None if ns.tracing is None else ns.tracing == "on", "SWARMMESH_TRACING", _on_off)
     pick("otlp_endpoint", ns.otlp_endpoint, "SWARMMESH_OTLP_ENDPOINT")
-    pick("trace_sample_ratio", ns.trace_sample_ratio, "SWARMMESH_TRACE_SAMPLE_RATIO", float)
     kw["cache"] = cache_config.from_namespace(ns, env)
 
     # SWARMMESH_HANDLERS may name "*" too; the explicit default wins over it.

@@ -178,7 +178,7 @@ class Runner:
             return
         received_ns = time.perf_counter_ns()
         trace = None
-        if self._tracer is not None:
+        if self._tracer is not None and a.trace_context:
             trace, handler_context = self._tracer.begin(a.trace_context, received_ns, time.time())
             ctx = wire.context_from_assignment(a, self._agent_id, time.monotonic(), handler_context)
         else:
@@ -290,7 +290,7 @@ class Runner:
         o = result.outcome
         times = AttemptTimes(done_ns, slot.handler_ns, o.duration_us if slot.handler_ns else 0,
                              slot.cache_start_ns, slot.cache_ns)
-        self._tracer.end(slot.trace, slot.key[0], slot.key[1], slot.ctx.kind, times, o.cache_hit, o.error)
+        self._tracer.end(slot.trace, slot.key[1], slot.ctx.kind, times, o.cache_hit, o.error)
 
     async def execute(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
         """Run the slot's handler; the cache path calls this on a miss."""

@@ -5,6 +5,10 @@
       swarmmesh.handler <kind>   the handler call; the handler's own trace
                                  context (TaskContext.trace_context) names it
 
+The coordinator decides whether a task is traced (it starts the trace when
+the submitter did not) and sends a trace context only for sampled tasks, so
+the sidecar never starts a trace of its own.
+
 Times are taken once per attempt with the monotonic clock (the runner needs
 them anyway for the outcome's agent_us) and placed on the wall clock from the
 one reading at receipt.
@@ -26,7 +30,7 @@ _INTERNAL = int(SpanKind.INTERNAL)
 @dataclass(slots=True)
 class AttemptTrace:
     trace_id: int
-    parent_id: int  # the coordinator's attempt span (0 when the trace starts here)
+    parent_id: int  # the coordinator's attempt span
     execute_span: int
     handler_span: int
     received_wall: float  # unix seconds at receipt
@@ -53,20 +57,14 @@ class AttemptTracer:
     def begin(self, trace_context: Mapping[str, str], received_ns: int, received_wall: float
               ) -> tuple[AttemptTrace | None, Mapping[str, str]]:
         """The attempt's trace (None when not sampled) and the context its handler sees."""
-        parent = parent_from_pairs(trace_context) if trace_context else None
-        if parent is None:
-            trace_id, sampled = self.tracer.new_root()
-            if not sampled:
-                return None, trace_context
-            parent_id, tracestate = 0, ""
-        elif not parent.sampled:
+        parent = parent_from_pairs(trace_context)
+        if parent is None or not parent.sampled:
             return None, trace_context
-        else:
-            trace_id, parent_id, tracestate = parent.trace_id, parent.span_id, parent.tracestate
-        t = AttemptTrace(trace_id, parent_id, new_span_id(), new_span_id(), received_wall, received_ns)
-        return t, child_context(trace_id, t.handler_span, True, tracestate)
+        t = AttemptTrace(parent.trace_id, parent.span_id, new_span_id(), new_span_id(), received_wall,
+                         received_ns)
+        return t, child_context(parent.trace_id, t.handler_span, True, parent.tracestate)
 
-    def end(self, t: AttemptTrace, task_id: str, attempt: int, kind: str, times: AttemptTimes,
+    def end(self, t: AttemptTrace, attempt: int, kind: str, times: AttemptTimes,
             cache_hit: bool, error: str) -> None:
         base_wall, base_ns = t.received_wall, t.received_ns
         record = self._record
@@ -79,7 +77,6 @@ class AttemptTracer:
             record((f"swarmmesh.handler {kind}", t.trace_id, t.handler_span, t.execute_span, _INTERNAL,
                     start, start + times.handler_us / 1e6, (), error))
         attrs: tuple[tuple[str, Any], ...] = (
-            ("swarmmesh.task.id", task_id),
             ("swarmmesh.task.kind", kind),
             ("swarmmesh.attempt", attempt),
             ("swarmmesh.agent.id", self.agent_id),

@@ -10,11 +10,13 @@ task it records
 
 A task whose submitter sent an unsampled trace context is not traced; one
 without any context starts a trace here, sampled by the configured ratio.
+Either way the decision is final: an unsampled task's assignment carries no
+trace context, and sidecars only record spans under a sampled one.
 """
 
 from __future__ import annotations
 
-from coordinator.core.model import TaskRecord, TaskState, TaskTrace
+from coordinator.core.model import UNSAMPLED, TaskRecord, TaskState, TaskTrace
 from swarmmesh.telemetry import SpanKind, Tracer
 from swarmmesh.telemetry.context import child_context, new_span_id, parent_from_pairs
 
@@ -37,7 +39,7 @@ class TaskTracer:
             self._accepted(rec)
             return
         tr = rec.trace
-        if tr is None:
+        if tr is None or tr is UNSAMPLED:
             return
         new = rec.state
         if old is _PENDING:
@@ -59,11 +61,13 @@ class TaskTracer:
         parent = parent_from_pairs(ctx) if ctx else None
         if parent is not None:
             if not parent.sampled:
+                rec.trace = UNSAMPLED
                 return
             trace_id, parent_id, tracestate = parent.trace_id, parent.span_id, parent.tracestate
         else:
             trace_id, sampled = self.tracer.new_root()
             if not sampled:
+                rec.trace = UNSAMPLED
                 return
             parent_id, tracestate = 0, ""
         rec.trace = TaskTrace(trace_id, parent_id, new_span_id(), tracestate)
@@ -72,8 +76,8 @@ class TaskTracer:
         new = rec.state
         attempt = rec.attempt
         agent = rec.history[attempt - 1] if 0 < attempt <= len(rec.history) else ""
+        # Task-wide attributes live on the task span; each attribute costs export time.
         attrs: list[tuple[str, object]] = [
-            ("swarmmesh.task.id", rec.task_id),
             ("swarmmesh.attempt", attempt),
             ("swarmmesh.agent.id", agent),
             ("swarmmesh.strategy", rec.route_strategy),
@@ -87,8 +91,6 @@ class TaskTracer:
             o = rec.outcome
             if o is not None:
                 attrs.append(("swarmmesh.cache.hit", o.cache_hit))
-                if o.duration_us:
-                    attrs.append(("swarmmesh.handler.duration_us", o.duration_us))
                 if new is not _SUCCEEDED and new is not _CANCELLED:
                     error = o.error or o.error_type
                     attrs.append(("swarmmesh.error.type", o.error_type))

@@ -96,6 +96,11 @@ class TaskTrace:
     outgoing: dict[str, str] = field(default_factory=dict)
 
 
+# A task whose trace is not sampled: nothing is recorded, and its assignments
+# carry no trace context (sidecars never start traces of their own).
+UNSAMPLED = TaskTrace(0, 0, 0)
+
+
 @dataclass(slots=True)
 class TaskRecord:
     """One task's mutable state. Only MeshCore changes it (see MeshCore._transition)."""

@@ -160,10 +160,12 @@ def assignment_to_proto(rec: TaskRecord, now: float) -> mesh_pb2.Assignment:
         a.cache_key = s.cache_key
     if s.dependencies:
         a.dependencies.extend(s.dependencies)
-    if rec.trace is not None:
-        a.trace_context.update(rec.trace.outgoing)
+    tr = rec.trace
+    if tr is not None:
+        if tr.outgoing:  # empty when the trace is not sampled
+            a.trace_context.update(tr.outgoing)
     elif s.trace_context:
-        # Not sampled here (or tracing is off): pass the submitter's context on.
+        # Tracing is off here: pass the submitter's context on.
         a.trace_context.update(s.trace_context)
     if s.priority:
         a.priority = s.priority

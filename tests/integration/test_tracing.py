@@ -82,7 +82,7 @@ def test_one_task_yields_one_trace_linked_across_client_coordinator_and_sidecar(
     assert given == f"00-{trace_hex}-{handler.span_id}-01"
 
     # What a person filters on in Jaeger.
-    assert submit.attributes["swarmmesh.task.id"] == task_id
+    assert submit.attributes["swarmmesh.task.id"] == task.attributes["swarmmesh.task.id"] == task_id
     assert task.attributes["swarmmesh.task.kind"] == "vision"
     assert task.attributes["swarmmesh.tenant"] == "acme"
     assert task.attributes["swarmmesh.priority"] == 7

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from coordinator.core.mesh import CoreConfig, MeshCore
-from coordinator.core.model import Outcome, Registration, ResultIn, TaskSpec, TaskState
+from coordinator.core.model import UNSAMPLED, Outcome, Registration, ResultIn, TaskSpec, TaskState
 from coordinator.service.convert import assignment_to_proto
 from coordinator.tracing import TaskTracer
 from swarmmesh.telemetry import Tracer, TracingConfig
@@ -54,21 +54,29 @@ def test_a_task_continues_the_submitters_trace_and_its_assignment_names_the_atte
     assert dict(attempt[7])["swarmmesh.agent.id"] == "a"
 
 
-def test_an_unsampled_submitter_means_no_spans_and_its_context_passes_on() -> None:
+def test_an_unsampled_submitter_means_no_spans_and_no_context_for_the_sidecar() -> None:
     core, spans = setup()
     core.register(reg("a"), 0)
     off = CLIENT_TP[:-2] + "00"
     core.submit([TaskSpec("k", trace_context=(("traceparent", off),))], 0)
     [rec] = core.dispatch(0)["a"]
-    assert rec.trace is None
-    assert assignment_to_proto(rec, 0).trace_context["traceparent"] == off
+    assert rec.trace is UNSAMPLED
+    assert not assignment_to_proto(rec, 0).trace_context  # the decision is final: the sidecar records nothing
     assert spans == []
+
+
+def test_with_tracing_off_the_submitters_context_passes_through() -> None:
+    core = MeshCore(CoreConfig())
+    core.register(reg("a"), 0)
+    core.submit([TaskSpec("k", trace_context=(("traceparent", CLIENT_TP),))], 0)
+    [rec] = core.dispatch(0)["a"]
+    assert rec.trace is None and assignment_to_proto(rec, 0).trace_context["traceparent"] == CLIENT_TP
 
 
 def test_tasks_without_context_start_traces_at_the_configured_ratio() -> None:
     core, spans = setup(ratio=0.0)
     core.submit([TaskSpec("k") for _ in range(50)], 0)
-    assert spans == [] and all(r.trace is None for r in core.list_tasks()[0])
+    assert spans == [] and all(r.trace is UNSAMPLED for r in core.list_tasks()[0])
     core, spans = setup(ratio=1.0)
     core.submit([TaskSpec("k")], 0)
     [rec] = core.list_tasks()[0]
