@@ -57,7 +57,11 @@ class TaskTracer:
             self._finished(rec, tr)
 
     def _accepted(self, rec: TaskRecord) -> None:
-        ctx = rec.spec.trace_context
+        spec = rec.spec
+        if spec.trace_unsampled:
+            rec.trace = UNSAMPLED
+            return
+        ctx = spec.trace_context
         parent = parent_from_pairs(ctx) if ctx else None
         if parent is not None:
             if not parent.sampled:

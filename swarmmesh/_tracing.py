@@ -3,7 +3,9 @@
 A task continues the caller's trace: the trace context given in its spec, or
 else the OpenTelemetry span active where submit() was called. Otherwise it
 starts a trace, sampled by OTEL_TRACES_SAMPLER(_ARG). An unsampled decision
-travels on too (flag 00), so no later hop samples a trace that lacks its start.
+travels on too, so no later hop samples a trace that lacks its start: a task
+the caller gave a context keeps it (flag 00), and the others go without one
+in a call marked with TRACE_DECIDED_HEADER.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from opentelemetry import trace as otel_trace
 
 from swarmmesh.telemetry import SpanKind, Tracer
 from swarmmesh.telemetry.context import (
+    TRACE_DECIDED_HEADER,
     TRACEPARENT,
     TRACESTATE,
     TraceParent,
@@ -26,6 +29,7 @@ from swarmmesh.telemetry.context import (
 from swarmmesh.v1 import types_pb2
 
 _PRODUCER = int(SpanKind.PRODUCER)
+DECIDED_METADATA = ((TRACE_DECIDED_HEADER, "1"),)
 # (index in the request, trace id, span id, parent span id)
 Pending = tuple[int, int, int, int]
 
@@ -57,10 +61,7 @@ class SubmitTracing:
                 trace_id, sampled, parent_id, tracestate = parent.trace_id, parent.sampled, parent.span_id, \
                     parent.tracestate
             if not sampled:
-                if parent is None or not tc:
-                    tc[TRACEPARENT] = format_traceparent(trace_id, parent_id or new_span_id(), False)
-                    if tracestate:
-                        tc[TRACESTATE] = tracestate
+                # Sent without a context: the call's TRACE_DECIDED_HEADER says what that means.
                 continue
             span_id = new_span_id()
             tc[TRACEPARENT] = format_traceparent(trace_id, span_id, True)

@@ -25,7 +25,7 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from swarmmesh import _convert
-from swarmmesh._tracing import SubmitTracing, current_parent
+from swarmmesh._tracing import DECIDED_METADATA, SubmitTracing, current_parent
 from swarmmesh._version import __version__
 from swarmmesh.errors import (
     DeadlineExceeded,
@@ -193,11 +193,12 @@ class AsyncClient:
         config = TracingConfig.from_env("swarmmesh-client")
         return Tracer(config, __version__) if option or config.endpoint_set else None
 
-    async def _unary(self, method: str, request: Any, *, service: str = "tasks") -> Any:
+    async def _unary(self, method: str, request: Any, *, service: str = "tasks",
+                     metadata: tuple[tuple[str, str], ...] | None = None) -> Any:
         self._ensure_stub()
         rpc = getattr(self._profile_stub if service == "profile" else self._stub, method)
         try:
-            return await rpc(request, timeout=self._timeout)
+            return await rpc(request, timeout=self._timeout, metadata=metadata)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
 
@@ -325,7 +326,7 @@ class AsyncClient:
         else:
             pending, started = tracing.prepare(request.tasks, parents)
             try:
-                response = await self._unary("SubmitTasks", request)
+                response = await self._unary("SubmitTasks", request, metadata=DECIDED_METADATA)
             except SwarmMeshError as exc:
                 if pending:
                     tracing.finish(pending, request.tasks, started, None, f"{type(exc).__name__}: {exc}")

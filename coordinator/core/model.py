@@ -66,6 +66,9 @@ class TaskSpec:
     dependencies: tuple[str, ...] = ()
     trace_context: tuple[tuple[str, str], ...] = ()
     max_attempts: int = 0
+    # The submitter traces, and decided not to sample this task (it sent no
+    # trace context for it in a call marked swarmmesh-trace-decided).
+    trace_unsampled: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,7 +37,8 @@ def _labels(m: object) -> tuple[tuple[str, int], ...]:
     return tuple(sorted(m.items())) if m else ()  # type: ignore[attr-defined]
 
 
-def task_spec_from_proto(p: types_pb2.TaskSpec) -> TaskSpec:
+def task_spec_from_proto(p: types_pb2.TaskSpec, trace_decided: bool = False) -> TaskSpec:
+    """`trace_decided`: the call said its tasks without a trace context are not sampled."""
     return TaskSpec(
         kind=p.kind,
         payload=p.payload,
@@ -52,6 +53,7 @@ def task_spec_from_proto(p: types_pb2.TaskSpec) -> TaskSpec:
         dependencies=tuple(p.dependencies) if p.dependencies else (),
         trace_context=_pairs(p.trace_context) if p.trace_context else (),
         max_attempts=p.max_attempts,
+        trace_unsampled=trace_decided and not p.trace_context,
     )
 
 

@@ -11,6 +11,7 @@ import grpc
 
 from coordinator.core.model import AgentState, CoreError, StatusCode, TaskState
 from coordinator.service import convert
+from swarmmesh.telemetry.context import TRACE_DECIDED_HEADER
 from swarmmesh.v1 import tasks_pb2, tasks_pb2_grpc, types_pb2
 
 if TYPE_CHECKING:
@@ -53,7 +54,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     @core_errors
     async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
                           ) -> tasks_pb2.SubmitTasksResponse:
-        specs = [convert.task_spec_from_proto(t) for t in request.tasks]
+        decided = any(k == TRACE_DECIDED_HEADER for k, _ in context.invocation_metadata() or ())
+        specs = [convert.task_spec_from_proto(t, decided) for t in request.tasks]
         now = time.time()
         submitted = self._core.submit(specs, now)
         self._c.schedule_dispatch()

@@ -7,6 +7,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 TRACEPARENT = "traceparent"
+# gRPC metadata on SubmitTasks from a caller that traces: its tasks without a
+# trace context belong to traces it decided not to sample. Saves a traceparent
+# per task (and its parsing) for the unsampled majority at low ratios, while
+# keeping the coordinator from starting traces that would lack their beginning.
+TRACE_DECIDED_HEADER = "swarmmesh-trace-decided"
 TRACESTATE = "tracestate"
 SAMPLED = 0x01
 _HEX = frozenset("0123456789abcdef")

@@ -117,3 +117,11 @@ def test_a_task_cancelled_in_the_queue_and_a_failed_one_carry_their_outcome() ->
     attempt, task = spans[1], spans[2]
     assert attempt[8] == "ValueError: no" and task[8] == "ValueError: no"
     assert dict(task[7])["swarmmesh.error.type"] == "handler_error"
+
+
+def test_a_task_its_tracing_submitter_left_without_context_is_not_traced() -> None:
+    core, spans = setup(ratio=1.0)  # would sample every trace it starts
+    core.register(reg("a"), 0)
+    core.submit([TaskSpec("k", trace_unsampled=True)], 0)
+    [rec] = core.dispatch(0)["a"]
+    assert rec.trace is UNSAMPLED and not assignment_to_proto(rec, 0).trace_context and spans == []
