@@ -150,7 +150,8 @@ class CoordinatorConfig:
             leak_min_growth_bytes_per_s=self.leak_min_growth_bytes_per_s,
             agent_memory_limit_bytes=self.agent_memory_limit_bytes, min_samples=self.profile_min_samples,
             saturation_utilization=self.saturation_utilization, slow_agent_factor=self.slow_agent_factor,
-            cold_cache_hit_rate=self.cold_cache_hit_rate,
+            cold_cache_hit_rate=self.cold_cache_hit_rate, warmup_max_tasks=self.warmup_max_tasks,
+            popularity_half_life_s=self.popularity_half_life_s,
         )
 
     def core(self) -> CoreConfig:

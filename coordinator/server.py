@@ -65,7 +65,7 @@ class Coordinator:
         self.hub = WatchHub()
         self.cache_sync = CacheSync(self)
         self.core.add_listener(self.hub.on_change)
-        self.profiler = Profiler(self.core, self.config.profiler())
+        self.profiler = Profiler(self.core, self.config.profiler(), self.cache_sync.totals)
         self.core.add_listener(self.profiler.on_change)
         self.tracer = Tracer(self.config.tracing_config(), __version__)
         if self.tracer.enabled:

@@ -149,6 +149,8 @@ class ReportTally:
 
     def __init__(self) -> None:
         self._open: dict[int, Tally] = {}
+        # Entries dropped over all the reports counted, since the tally began.
+        self.dropped_total = 0
 
     def open(self, seq: int, agents: Iterable[str]) -> Tally:
         expected = set(agents)
@@ -164,6 +166,7 @@ class ReportTally:
         was_complete = tally.complete
         tally.answered.add(agent_id)
         tally.dropped += dropped
+        self.dropped_total += dropped
         return tally if tally.complete and not was_complete else None
 
     def agent_gone(self, agent_id: str) -> list[Tally]:

@@ -8,6 +8,18 @@ slow_agent
     utilization, peers_utilization (busy slots / capacity, the peers'
     median). INFO, not a warning, when the balancer already keeps it less
     than half as busy as its peers.
+
+    An agent the balancer avoids gets too few tasks for the median rule. It
+    is still reported, at INFO, as slots the balancer keeps idle, when it is
+    avoided (under half as busy as its peers, who have enough samples) and
+    either its few runs (at least 3, assigned over more than one round, so
+    not one cold start) were every one of them `slow_agent_factor` slower
+    than the peers' median, or the coordinator's own latency estimate for it
+    (from at least `slow_min_samples` results) is that much above its peers'
+    estimates. The estimate drifts back toward the peers' while the agent
+    sits unused, so this second source only speaks while the balancer still
+    routes around the agent. Such a finding also carries capacity (its idle
+    slots) and estimate_s (the balancer's latency estimate for it, 0 if none).
 memory_leak
     growth_bytes_per_s, r2, samples, span_s, rss_bytes, and when
     --agent-memory-limit-bytes is set, limit_bytes and seconds_to_limit.
@@ -28,6 +40,8 @@ from coordinator.profile.report import Finding, Severity
 
 # Strategies that learn agents' speed and route around a slow one.
 LATENCY_AWARE = frozenset(("hybrid", "performance"))
+# Runs of an avoided agent needed before they say anything (with every one of them slow).
+MIN_AVOIDED_RUNS = 3
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +54,13 @@ class ExecTime:
     version: str = ""
     # Busy slots / capacity over the window (all kinds).
     utilization: float = 0.0
+    # Its fastest sample, and how far apart its samples were assigned (seconds).
+    fastest_s: float = 0.0
+    spread_s: float = 0.0
+    capacity: int = 0
+    # The coordinator's latency estimate for it (0: none) and the results behind it.
+    estimate_s: float = 0.0
+    estimate_samples: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,13 +77,18 @@ class Slowdown:
     # Its utilization, and the median of its peers'.
     utilization: float = 0.0
     peers_utilization: float = 0.0
+    capacity: int = 0
+    estimate_s: float = 0.0
+    # Fewer samples than slow_min_samples: found as an agent the balancer avoids.
+    avoided: bool = False
 
 
 def slowdowns(kind: str, times: Sequence[ExecTime], cfg: ProfilerConfig) -> list[Slowdown]:
-    """Each agent with enough samples against the median of its peers' medians (peers need enough too)."""
+    """Each agent against the median of its peers' medians (peers need enough samples): by its own
+    median when it has enough samples, else only if the balancer avoids it (see the module's doc)."""
     ok = [t for t in times if t.samples >= cfg.slow_min_samples]
     out: list[Slowdown] = []
-    for t in ok:
+    for t in times:
         peers = [p for p in ok if p.agent_id != t.agent_id]
         if not peers:
             continue
@@ -70,15 +96,36 @@ def slowdowns(kind: str, times: Sequence[ExecTime], cfg: ProfilerConfig) -> list
         if base <= 0:
             continue
         versions = Counter(p.version for p in peers)
-        out.append(Slowdown(kind, t.agent_id, t.p50_s / base, t.p50_s, base, t.samples, len(peers), t.version,
-                            versions.most_common(1)[0][0], t.utilization,
-                            statistics.median(p.utilization for p in peers)))
+        peer_version = versions.most_common(1)[0][0]
+        peers_busy = statistics.median(p.utilization for p in peers)
+        if t.samples >= cfg.slow_min_samples:
+            out.append(Slowdown(kind, t.agent_id, t.p50_s / base, t.p50_s, base, t.samples, len(peers), t.version,
+                                peer_version, t.utilization, peers_busy, t.capacity, t.estimate_s))
+            continue
+        if not t.utilization < peers_busy / 2:
+            continue
+        factor, gap = cfg.slow_agent_factor, cfg.slow_min_gap_s
+        if (t.samples >= MIN_AVOIDED_RUNS and t.fastest_s >= factor * base and t.fastest_s - base >= gap
+                and t.spread_s >= t.fastest_s):
+            out.append(Slowdown(kind, t.agent_id, t.p50_s / base, t.p50_s, base, t.samples, len(peers),
+                                t.version, peer_version, t.utilization, peers_busy, t.capacity, t.estimate_s,
+                                avoided=True))
+            continue
+        estimates = [p.estimate_s for p in peers if p.estimate_s > 0]
+        if t.estimate_samples >= cfg.slow_min_samples and estimates:
+            peer_est = statistics.median(estimates)
+            if t.estimate_s >= factor * peer_est and t.estimate_s - peer_est >= gap:
+                out.append(Slowdown(kind, t.agent_id, t.estimate_s / peer_est, t.estimate_s, peer_est, t.samples,
+                                    len(peers), t.version, peer_version, t.utilization, peers_busy, t.capacity,
+                                    t.estimate_s, avoided=True))
     return out
 
 
 def slow_agent(s: Slowdown, strategy: str, cfg: ProfilerConfig) -> Finding | None:
     if s.ratio < cfg.slow_agent_factor or s.p50_s - s.peers_p50_s < cfg.slow_min_gap_s:
         return None
+    if s.avoided:
+        return _idle_slots(s)
     severity = Severity.CRITICAL if s.ratio >= 2 * cfg.slow_agent_factor else Severity.WARNING
     summary = (f"agent {s.agent_id} is {s.ratio:.1f}x slower than its peers on {s.kind} "
                f"(p50 {fmt.secs(s.p50_s)} vs {fmt.secs(s.peers_p50_s)})")
@@ -97,9 +144,31 @@ def slow_agent(s: Slowdown, strategy: str, cfg: ProfilerConfig) -> Finding | Non
     if strategy not in LATENCY_AWARE and not avoided:
         recs.append(f"route {s.kind} by measured speed: --strategy-overrides {s.kind}=hybrid (or performance); "
                     f"{strategy} gives a slow agent as much work as a fast one")
-    return Finding(severity, "slow_agent", s.agent_id, summary, tuple(recs), (
-        ("slowdown", s.ratio), ("p50_s", s.p50_s), ("peers_p50_s", s.peers_p50_s), ("samples", s.samples),
-        ("peers", s.peers), ("utilization", s.utilization), ("peers_utilization", s.peers_utilization)))
+    return Finding(severity, "slow_agent", s.agent_id, summary, tuple(recs), _figures(s))
+
+
+def _figures(s: Slowdown) -> tuple[tuple[str, float], ...]:
+    return (("slowdown", s.ratio), ("p50_s", s.p50_s), ("peers_p50_s", s.peers_p50_s), ("samples", s.samples),
+            ("peers", s.peers), ("utilization", s.utilization), ("peers_utilization", s.peers_utilization))
+
+
+def _idle_slots(s: Slowdown) -> Finding:
+    """A slow agent the balancer routes around: no task suffers, its slots do no work."""
+    if s.samples >= MIN_AVOIDED_RUNS:
+        evidence = f"p50 {fmt.secs(s.p50_s)} over its {s.samples} runs vs {fmt.secs(s.peers_p50_s)}"
+    else:
+        evidence = f"the balancer's estimate: {fmt.secs(s.p50_s)} vs {fmt.secs(s.peers_p50_s)} for its peers"
+    summary = (f"agent {s.agent_id} is {s.ratio:.1f}x slower than its peers on {s.kind} ({evidence}); "
+               f"the balancer routes around it, so its {s.capacity} slot(s) sit idle "
+               f"({fmt.pct(s.utilization)} busy, its peers {fmt.pct(s.peers_utilization)})")
+    recs = []
+    if s.version != s.peer_version:
+        recs.append(f"it runs version {s.version or '(none)'}, its peers {s.peer_version or '(none)'}: "
+                    "compare the builds")
+    recs.append(f"drain it and replace it, or fix its host (CPU steal, throttling, swapping): "
+                f"swarmmesh drain {s.agent_id}; until then the fleet has {s.capacity} slot(s) less than it seems")
+    return Finding(Severity.INFO, "slow_agent", s.agent_id, summary, tuple(recs),
+                   (*_figures(s), ("capacity", s.capacity), ("estimate_s", s.estimate_s)))
 
 
 def memory_leak(agent_id: str, v: LeakVerdict, rss: int, sites: Sequence[tuple[AllocationSite, int]],

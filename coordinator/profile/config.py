@@ -78,6 +78,10 @@ class ProfilerConfig:
     key_memory_s: float = 600.0
     # Cache lookups taking at least this share of a kind's time are too slow.
     cache_share: float = 0.5
+    # The coordinator's warm-up settings (--warmup-max-tasks, --popularity-half-life-s),
+    # so that advice about warming keys fits what warm-up does.
+    warmup_max_tasks: int = 32
+    popularity_half_life_s: float = 600.0
 
     # -- errors and transport -------------------------------------------------------
     # Failed share of a kind's attempts that is reported (critical from twice it, at most 0.9).
@@ -116,7 +120,8 @@ class ProfilerConfig:
             value = getattr(self, f.name)
             if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
                 return f"{FLAG_NAMES.get(f.name, f.name)}: must not be negative"
-        for name in ("history_interval_s", "history_retention_s", "leak_window_s", "forecast_window_s"):
+        for name in ("history_interval_s", "history_retention_s", "leak_window_s", "forecast_window_s",
+                     "popularity_half_life_s"):
             if getattr(self, name) <= 0:
                 return f"{name}: must be positive"
         for name in ("saturation_utilization", "queue_share", "idle_utilization", "cold_cache_hit_rate", "cache_share",

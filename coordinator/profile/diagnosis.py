@@ -4,13 +4,16 @@ Categories and their `figures` (all per the report's window):
 
 saturated_kind
     queue_share (mean queue wait / mean total, 0..1), queue_wait_s (mean),
-    utilization (busy slots / capacity of the kind's eligible agents, 0..1),
-    agents, capacity, throughput_per_s, arrivals_per_s, queued (now),
-    agents_to_add (estimate for 75% utilization at the current demand).
+    utilization (busy slots / capacity of the kind's eligible agents while
+    its tasks waited, 0..1: averaged over the waiting time),
+    window_utilization (the same over the whole window), agents, capacity,
+    throughput_per_s, arrivals_per_s, queued (now), agents_to_add (estimate
+    for 75% utilization at the current demand).
 queue_stall
     (tasks wait while the agents that could run them are idle) queue_share,
-    queue_wait_s, utilization, agents, capacity, allowed (concurrency the
-    balancer allows them now), credits (granted by their sidecars), ejected.
+    queue_wait_s, utilization (while they waited), window_utilization,
+    agents, capacity, allowed (concurrency the balancer allows them now),
+    credits (granted by their sidecars), ejected.
 unroutable
     queued, unroutable_s (how long no ready agent could serve the class).
 errors
@@ -21,8 +24,11 @@ transport
 cold_cache
     repeat_hit_rate (hits among lookups of recently computed keys), repeats,
     lookups, hit_rate, scattered (repeat misses on another agent than the one
-    that computed the key), evictions, invalidations, cache_errors,
-    agents_joined; or, when lookups themselves are slow: cache_share, cache_s.
+    that computed the key), unpopular (repeat misses of keys too rarely
+    requested for warm-up), evictions, invalidations (accepted by the
+    coordinator), invalidated (cache entries they dropped, as agents
+    reported), warmups (tasks submitted), cache_errors, agents_joined; or,
+    when lookups themselves are slow: cache_share, cache_s.
 queue_growth
     slope_per_hour, seconds_to_threshold, threshold, queued.
 
@@ -34,6 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from coordinator.core.popularity import HOT_SCORE
 from coordinator.profile import fmt
 from coordinator.profile.config import ProfilerConfig
 from coordinator.profile.report import Finding, Forecast, Severity
@@ -67,6 +74,8 @@ class KindFacts:
     ejected: int
     # Busy slots / capacity of those agents over the window.
     utilization: float
+    # The same, averaged over the time the window's tasks of this kind waited in the queue.
+    waiting_utilization: float
     strategy: str
     # The required labels most of its tasks carry.
     required: tuple[tuple[str, int], ...] = ()
@@ -77,8 +86,12 @@ class KindFacts:
     repeats: int = 0
     repeat_hits: int = 0
     scattered: int = 0
+    unpopular: int = 0
     evictions: int = 0
+    # Invalidations the coordinator accepted, and the cache entries agents dropped.
     invalidations: int = 0
+    invalidated: int = 0
+    warmups: int = 0
     cache_errors: int = 0
     agents_joined: int = 0
     # Error type -> count, most frequent first; and the agent with the most failures.
@@ -113,9 +126,11 @@ def queue_wait(k: KindFacts, cfg: ProfilerConfig) -> Finding | None:
     share = k.queue_s / k.total_s
     if share < cfg.queue_share or k.queue_s < cfg.queue_min_wait_s:
         return None
-    if k.utilization >= cfg.saturation_utilization:
+    # Judged by how busy the agents were while the tasks waited, not over the whole
+    # window: a burst that filled every slot is saturation after it ended too.
+    if k.waiting_utilization >= cfg.saturation_utilization:
         return _saturated(k, share)
-    if k.utilization < cfg.idle_utilization:
+    if k.waiting_utilization < cfg.idle_utilization:
         return _stalled(k, share)
     return None
 
@@ -128,7 +143,7 @@ def _saturated(k: KindFacts, share: float) -> Finding:
     growing = k.queued > 0 and k.arrivals_per_s > 1.1 * k.throughput_per_s
     severity = Severity.CRITICAL if growing or share >= 0.9 else Severity.WARNING
     summary = (f"{k.kind} tasks wait {fmt.pct(share)} of their time in queue (mean {fmt.secs(k.queue_s)}): "
-               f"{_agents(k.agents)} saturated ({fmt.pct(k.utilization)} busy)")
+               f"{_agents(k.agents)} saturated ({fmt.pct(k.waiting_utilization)} busy while they waited)")
     if growing:
         summary += (f"; {fmt.count(k.arrivals_per_s)} tasks/s arrive against {fmt.count(k.throughput_per_s)}/s "
                     f"served, {fmt.count(k.queued)} queued")
@@ -142,18 +157,19 @@ def _saturated(k: KindFacts, share: float) -> Finding:
                     f"or give {k.kind} agents of its own (--kinds {k.kind})")
     recs.append("if the load comes in bursts, set deadlines (timeout_ms) so stale work is dropped, not served late")
     return Finding(severity, "saturated_kind", k.kind, summary, tuple(recs), (
-        ("queue_share", share), ("queue_wait_s", k.queue_s), ("utilization", k.utilization),
-        ("agents", k.agents), ("capacity", k.capacity), ("throughput_per_s", k.throughput_per_s),
-        ("arrivals_per_s", k.arrivals_per_s), ("queued", k.queued), ("agents_to_add", add)))
+        ("queue_share", share), ("queue_wait_s", k.queue_s), ("utilization", k.waiting_utilization),
+        ("window_utilization", k.utilization), ("agents", k.agents), ("capacity", k.capacity),
+        ("throughput_per_s", k.throughput_per_s), ("arrivals_per_s", k.arrivals_per_s), ("queued", k.queued),
+        ("agents_to_add", add)))
 
 
 def _stalled(k: KindFacts, share: float) -> Finding:
     free = max(0, k.capacity - k.in_flight)
-    figures = (("queue_share", share), ("queue_wait_s", k.queue_s), ("utilization", k.utilization),
-               ("agents", k.agents), ("capacity", k.capacity), ("allowed", k.allowed), ("credits", k.credits),
-               ("ejected", k.ejected))
+    figures = (("queue_share", share), ("queue_wait_s", k.queue_s), ("utilization", k.waiting_utilization),
+               ("window_utilization", k.utilization), ("agents", k.agents), ("capacity", k.capacity),
+               ("allowed", k.allowed), ("credits", k.credits), ("ejected", k.ejected))
     head = (f"{k.kind} tasks wait {fmt.pct(share)} of their time in queue (mean {fmt.secs(k.queue_s)}) "
-            f"while {_agents(k.agents)} only {fmt.pct(k.utilization)} busy")
+            f"while {_agents(k.agents)} only {fmt.pct(k.waiting_utilization)} busy")
     if k.ejected:
         why = (f"the balancer holds them back: {k.ejected} of them ejected for failing results, "
                f"{k.allowed} of {k.capacity} slots allowed")
@@ -270,14 +286,13 @@ def _cold(k: KindFacts, rate: float, cfg: ProfilerConfig) -> Finding:
                         f"(or hybrid); {k.strategy} ignores where results are cached")
     elif k.evictions:
         summary += f": the agents evicted {fmt.count(k.evictions)} entries"
-    elif k.invalidations or k.agents_joined:
-        summary += ": caches were invalidated or agents (re)joined with empty caches"
+    elif k.invalidations or k.invalidated or k.agents_joined:
+        summary += ": " + _emptied(k)
     if k.evictions:
         recs.append(f"give the sidecars more cache (--cache-size-mb): they evicted {fmt.count(k.evictions)} "
                     "entries in the window")
-    if k.invalidations or k.agents_joined:
-        recs.append("warm popular keys ahead of demand: keep --warmup-max-tasks above 0, so hot keys are "
-                    "resubmitted after `swarmmesh invalidate` and when an agent joins")
+    if k.invalidations or k.invalidated or k.agents_joined:
+        recs.extend(_warmup_advice(k, misses, cfg))
     if k.cache_errors:
         recs.append(f"the sidecars reported {k.cache_errors} cache errors: check their --cache-dir "
                     "(disk full, permissions)")
@@ -285,8 +300,59 @@ def _cold(k: KindFacts, rate: float, cfg: ProfilerConfig) -> Finding:
     return Finding(Severity.WARNING, "cold_cache", k.kind, summary, tuple(recs), (
         ("repeat_hit_rate", rate), ("repeats", k.repeats), ("lookups", k.lookups),
         ("hit_rate", k.hits / k.lookups if k.lookups else 0.0), ("scattered", k.scattered),
-        ("evictions", k.evictions), ("invalidations", k.invalidations), ("cache_errors", k.cache_errors),
+        ("unpopular", k.unpopular), ("evictions", k.evictions), ("invalidations", k.invalidations),
+        ("invalidated", k.invalidated), ("warmups", k.warmups), ("cache_errors", k.cache_errors),
         ("agents_joined", k.agents_joined)))
+
+
+def _emptied(k: KindFacts) -> str:
+    """What emptied the caches: invalidations (the coordinator's count, entries as agents reported) and joins."""
+    parts = []
+    if k.invalidations:
+        parts.append(f"{k.invalidations} invalidation(s) in the window invalidated "
+                     + (f"{fmt.count(k.invalidated)} cached entries" if k.invalidated else "cached results"))
+    elif k.invalidated:
+        parts.append(f"the agents invalidated {fmt.count(k.invalidated)} cached entries")
+    if k.agents_joined:
+        parts.append(f"{k.agents_joined} agent(s) (re)joined with empty caches")
+    return " and ".join(parts)
+
+
+def _warmup_advice(k: KindFacts, misses: int, cfg: ProfilerConfig) -> list[str]:
+    """What would have kept the keys warm, given why warm-up did not.
+
+    Warm-up (coordinator/core/popularity.py) resubmits, after an invalidation or
+    for an agent that joins, at most --warmup-max-tasks keys whose popularity
+    (requests, halving every --popularity-half-life-s) is at least HOT_SCORE.
+    """
+    half = fmt.secs(cfg.popularity_half_life_s)
+    popular = misses - k.unpopular
+    out = []
+    if k.unpopular:
+        out.append(f"warm-up could not refill {k.unpopular} of the {misses} misses: those keys had been requested "
+                   f"too rarely (it resubmits keys of popularity {HOT_SCORE:g}, requests halving every {half}: "
+                   f"about {math.ceil(HOT_SCORE) + 1} requests within {half}); if clients will ask for them "
+                   "again, warm them yourself: resubmit those cache keys at low priority right after "
+                   "`swarmmesh invalidate`")
+    if popular <= 0:
+        return out
+    limit = cfg.warmup_max_tasks
+    # Warm-ups come in rounds of at most `limit`: one per invalidation, else one per agent that joined.
+    triggers = max(1, k.invalidations or k.agents_joined)
+    if limit <= 0:
+        out.append(f"turn warm-up on (--warmup-max-tasks is 0): {popular} misses were of popular keys it would "
+                   "have resubmitted after the invalidation or for the joining agent")
+    elif k.warmups >= limit * triggers:
+        out.append(f"raise --warmup-max-tasks above {limit}: warm-up resubmitted {k.warmups} keys, {limit} per "
+                   f"invalidation or join, and {popular} misses were of popular keys beyond them")
+    elif k.agents_joined and not k.invalidations and k.strategy not in CACHE_AWARE:
+        out.append(f"warm-up fills a joining agent only under cache-aware routing: --strategy-overrides "
+                   f"{k.kind}=cache-affinity (or hybrid); {k.strategy} does not say which keys it will get")
+    else:
+        out.append(f"{popular} misses were of popular keys ({k.warmups} warm-up tasks ran in the window): warm-up "
+                   "waits until nothing is queued and agents have free credits, so requests that come right "
+                   "after an invalidation can beat it; invalidate before a busy spell rather than in it")
+    return out
 
 
 def queue_growth(f: Forecast, queued: int, cfg: ProfilerConfig) -> Finding | None:

@@ -1,49 +1,51 @@
-"""Each agent over time: how busy it was, its memory, its cache's events, where it allocates.
+"""Each agent over time: the slots it held, its memory, its cache's events, where it allocates.
 
-Sampled by the profiler about once a second from the registry (busy slots)
-and from the latest heartbeat (memory, cache counters, allocation sites); a
-heartbeat is read once, when the record's heartbeat object changes.
-
-Busy time is kept as running sums of busy and available slot-seconds with
-snapshots, one a second for five minutes and one every 30 s for an hour, so
-utilization over any window is the difference of two interpolated sums.
+Busy time is credited from the finished attempts themselves (`credit`, in
+the profiler's batches): each held one slot of its agent from assignment to
+result (occupancy.py). The slots an agent offered come from its sessions:
+capacity from when it connected until it was gone. Attempts still running
+are added at report time, up to then. The rest is sampled about once a
+second from the registry and the latest heartbeat (memory, cache counters,
+allocation sites); a heartbeat is read once, when the record's heartbeat
+object changes.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_right
+import math
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from coordinator.core.model import AgentRecord, AllocationSite, CacheStats, Heartbeat
+from coordinator.core.model import AgentRecord, AllocationSite, CacheStats, Heartbeat, TaskRecord, TaskState
+from coordinator.profile.cache_log import sum_since
+from coordinator.profile.occupancy import HORIZON_S, Grid, Occupancy, add_running, fold_floor
 
-FINE_SNAPS = 300
-COARSE_STEP_S = 30.0
-COARSE_SNAPS = 125
-# Longest gap between samples credited as busy time (a stalled ticker proves nothing).
-MAX_GAP_S = 10.0
 # Allocation snapshots are kept at most this often (the sidecar computes them every ~10 s).
 ALLOC_STEP_S = 30.0
 FORGET_GONE_S = 3600.0
 
-Snap = tuple[float, float, float]  # (t, busy slot-seconds, available slot-seconds), cumulative
+_CANCELLED = TaskState.CANCELLED
 
 
-def _t(s: Snap) -> float:
-    return s[0]
+@dataclass(slots=True)
+class Span:
+    """One stretch of an agent's connection with one capacity."""
+
+    start: float
+    capacity: int
+    end: float = math.inf
 
 
 @dataclass(slots=True)
 class AgentTrack:
     agent_id: str
     session: int
+    held: Occupancy
     capacity: int = 0
     version: str = ""
     connected_at: float = 0.0
-    busy: float = 0.0
-    slots: float = 0.0
-    fine: deque[Snap] = field(default_factory=lambda: deque(maxlen=FINE_SNAPS))
-    coarse: deque[Snap] = field(default_factory=lambda: deque(maxlen=COARSE_SNAPS))
+    spans: list[Span] = field(default_factory=list)
     # (t, resident bytes), since the current session began.
     memory: deque[tuple[float, float]] = field(default_factory=deque)
     rss: int = 0
@@ -53,39 +55,19 @@ class AgentTrack:
     heartbeat: Heartbeat | None = None
     gone_at: float | None = None
 
-    def _at(self, t: float) -> Snap | None:
-        """The running sums at time t, interpolated between snapshots."""
-        snaps = self.fine if self.fine and t >= self.fine[0][0] else self.coarse
-        if not snaps:
-            snaps = self.fine
-        if not snaps:
-            return None
-        i = bisect_right(snaps, t, key=_t)
-        if i == 0:
-            return snaps[0]
-        if i == len(snaps):
-            return snaps[-1]
-        (t0, b0, s0), (t1, b1, s1) = snaps[i - 1], snaps[i]
-        f = (t - t0) / (t1 - t0) if t1 > t0 else 0.0
-        return t, b0 + f * (b1 - b0), s0 + f * (s1 - s0)
-
-    def utilization(self, start: float, end: float) -> float:
-        """Busy slots / capacity over [start, end] (the part of it the agent was connected); 0..1."""
-        a, b = self._at(start), self._at(end)
-        if a is None or b is None or b[2] <= a[2]:
-            return 0.0
-        return min(1.0, max(0.0, (b[1] - a[1]) / (b[2] - a[2])))
+    def slots(self, starts: Sequence[float]) -> list[float]:
+        """Slot-seconds the agent offered in each segment (`starts`: Grid.starts())."""
+        out = [0.0] * (len(starts) - 1)
+        for span in self.spans:
+            for i in range(len(out)):
+                lo, hi = max(starts[i], span.start), min(starts[i + 1], span.end)
+                if hi > lo:
+                    out[i] += span.capacity * (hi - lo)
+        return out
 
     def cache_since(self, start: float) -> tuple[int, int, int]:
         """Evictions, invalidated entries and cache errors reported since `start`."""
-        ev = inv = err = 0
-        for t, e, i, r in reversed(self.cache_events):
-            if t < start:
-                break
-            ev += e
-            inv += i
-            err += r
-        return ev, inv, err
+        return sum_since(self.cache_events, start)
 
 
 class Fleet:
@@ -94,42 +76,100 @@ class Fleet:
         self._leak_window = leak_window_s
         # ~150 memory points per leak window: enough for a fit, bounded per agent.
         self._mem_step = max(1.0, leak_window_s / 150)
-        self._last: float | None = None
+        # Every track's Occupancy folds at this floor (None before the first event).
+        self.floor: int | None = None
+
+    def _track(self, agent_id: str, session: int, now: float) -> AgentTrack:
+        if self.floor is None:
+            self.floor = fold_floor(now)
+        track = self.tracks[agent_id] = AgentTrack(agent_id, session, Occupancy(self.floor))
+        return track
+
+    def credit(self, finished: list[TaskRecord]) -> None:
+        """Busy time of attempts that ended: a slot of their agent from assignment to result."""
+        tracks = self.tracks
+        held: dict[str, Occupancy] = {}
+        for rec in finished:
+            a = rec.assigned_at
+            b = rec.finished_at
+            if a is None or b is None:
+                continue
+            agent = rec.agent_id
+            if not agent:
+                # Lost with its agent's lease; anything else agentless never held a slot
+                # (it expired or was cancelled in the queue).
+                o = rec.outcome
+                if rec.state is _CANCELLED or o is None or o.error_type != "lease_lost":
+                    continue
+                agent = rec.last_agent
+            occ = held.get(agent)
+            if occ is None:
+                track = tracks.get(agent)
+                if track is None:
+                    track = self._track(agent, rec.session, b)
+                occ = held[agent] = track.held
+            occ.add(a, b)
 
     def sample(self, now: float, agents: list[AgentRecord]) -> None:
-        dt = 0.0 if self._last is None else min(max(0.0, now - self._last), MAX_GAP_S)
-        self._last = now
+        if self.floor is None:
+            self.floor = fold_floor(now)
+        floor = fold_floor(now)
+        if floor > self.floor:
+            self.floor = floor
+            for each in self.tracks.values():
+                each.held.fold(floor)
         live = set()
         for agent in agents:
             live.add(agent.agent_id)
             track = self.tracks.get(agent.agent_id)
             if track is None:
-                track = self.tracks[agent.agent_id] = AgentTrack(agent.agent_id, agent.session)
-            if track.session != agent.session:
+                track = self._track(agent.agent_id, agent.session, now)
+            spans = track.spans
+            if track.session != agent.session or not spans:
                 # Another process (or a reconnect): its memory starts a new trace.
+                if track.session != agent.session:
+                    track.memory.clear()
+                    track.allocations.clear()
                 track.session = agent.session
-                track.memory.clear()
-                track.allocations.clear()
+                if spans and spans[-1].end > agent.connected_at:
+                    spans[-1].end = max(spans[-1].start, agent.connected_at)
+                spans.append(Span(agent.connected_at, agent.capacity))
+            elif spans[-1].end != math.inf or spans[-1].capacity != agent.capacity:
+                if spans[-1].end == math.inf:
+                    spans[-1].end = now
+                spans.append(Span(now, agent.capacity))
+            while len(spans) > 1 and spans[0].end < now - HORIZON_S:
+                del spans[0]
             track.gone_at = None
             track.capacity = agent.capacity
             track.version = agent.version
             track.connected_at = agent.connected_at
-            track.busy += len(agent.in_flight) * dt
-            track.slots += agent.capacity * dt
-            snap = (now, track.busy, track.slots)
-            track.fine.append(snap)
-            if not track.coarse or now - track.coarse[-1][0] >= COARSE_STEP_S:
-                track.coarse.append(snap)
             hb = agent.heartbeat
             if hb is not track.heartbeat:
                 self._heartbeat(track, hb, now)
         for agent_id, track in list(self.tracks.items()):
             if agent_id in live:
                 continue
+            if track.spans and track.spans[-1].end == math.inf:
+                track.spans[-1].end = now
             if track.gone_at is None:
                 track.gone_at = now
             elif now - track.gone_at > FORGET_GONE_S:
                 del self.tracks[agent_id]
+
+    def grid(self, start: float, now: float) -> Grid:
+        """The segments a report over [start, now] reads busy time in."""
+        if self.floor is None:
+            self.floor = fold_floor(now)
+        return Grid.over(start, now, self.floor)
+
+    def busy(self, track: AgentTrack, grid: Grid, starts: Sequence[float], running: Sequence[float]
+             ) -> list[float]:
+        """Slot-seconds the agent's attempts held in each segment, those still `running` (their
+        assignment times) up to the grid's end."""
+        values = track.held.values(grid)
+        add_running(values, starts, running)
+        return values
 
     def _heartbeat(self, track: AgentTrack, hb: Heartbeat, now: float) -> None:
         prev = track.heartbeat.cache if track.heartbeat is not None else None
@@ -153,9 +193,13 @@ class Fleet:
 
 
 def _cache_events(track: AgentTrack, prev: CacheStats, cur: CacheStats, now: float) -> None:
-    # Counters restart with the sidecar: a fall is a restart, not negative events.
-    ev = cur.evictions - prev.evictions
-    inv = cur.invalidations - prev.invalidations
-    err = cur.errors - prev.errors
-    if ev > 0 or inv > 0 or err > 0:
-        track.cache_events.append((now, max(0, ev), max(0, inv), max(0, err)))
+    # Counters restart with the sidecar: after a fall they count from zero again.
+    ev = _delta(cur.evictions, prev.evictions)
+    inv = _delta(cur.invalidations, prev.invalidations)
+    err = _delta(cur.errors, prev.errors)
+    if ev or inv or err:
+        track.cache_events.append((now, ev, inv, err))
+
+
+def _delta(cur: int, prev: int) -> int:
+    return cur - prev if cur >= prev else cur

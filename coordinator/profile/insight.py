@@ -15,6 +15,8 @@ from coordinator.core.model import AgentRecord
 from coordinator.core.registry import RouteKey
 from coordinator.profile import agent_health, diagnosis
 from coordinator.profile.agent_health import ExecTime, Slowdown
+from coordinator.profile.busy import BusyView
+from coordinator.profile.cache_log import CacheTotals
 from coordinator.profile.config import ProfilerConfig
 from coordinator.profile.diagnosis import KindFacts, Unroutable
 from coordinator.profile.fleet import AgentTrack, Fleet
@@ -31,7 +33,8 @@ MIN_COMPETING_SHARE = 0.05
 
 class Insight:
     def __init__(self, core: MeshCore, cfg: ProfilerConfig, fleet: Fleet, rec: Recorder, now: float,
-                 start: float, span: float, unroutable: dict[RouteKey, float]) -> None:
+                 start: float, span: float, unroutable: dict[RouteKey, float],
+                 cache: CacheTotals | None = None) -> None:
         self._core = core
         self._cfg = cfg
         self._fleet = fleet
@@ -40,8 +43,10 @@ class Insight:
         self._start = start
         self._span = span
         self._unroutable = unroutable
+        self._cache = cache or CacheTotals()
         self.view = aggregate(rec.window(start, now))
         self._live = {a.agent_id: a for a in core.registry.live()}
+        self.busy = BusyView(core, fleet, self._live, start, now, self.view.all.groups)
         self._classes = core.queued_by_class()
         self._queued: Counter[str] = Counter()
         for (kind, _), n in self._classes.items():
@@ -83,14 +88,19 @@ class Insight:
     def slowdowns(self, kind: str) -> list[Slowdown]:
         found = self._slow.get(kind)
         if found is None:
+            stats = {agent: agg.exec_stats() for (k, agent), agg in self.view.pairs.items() if k == kind and agent}
+            # Agents able to run the kind that the balancer sent none of it still count (by their estimate).
+            stats.update((a.agent_id, (0.0, 0, 0.0, 0.0)) for a in self.eligible(kind) if a.agent_id not in stats)
             times = []
-            for (k, agent), agg in self.view.pairs.items():
-                if k == kind and agent:
-                    p50, n = agg.exec_p50()
-                    live = self._live.get(agent)
-                    track = self._fleet.tracks.get(agent)
-                    busy = track.utilization(self._start, self._now) if track is not None else 0.0
-                    times.append(ExecTime(agent, p50, n, live.version if live is not None else "", busy))
+            for agent, (p50, n, fastest, spread) in stats.items():
+                live = self._live.get(agent)
+                est = live.stats.kinds.get(kind) if live is not None else None
+                if est is not None and est.from_heartbeat:
+                    est = None
+                times.append(ExecTime(
+                    agent, p50, n, live.version if live is not None else "", self.busy.utilization((agent,)),
+                    fastest, spread, live.capacity if live is not None else 0,
+                    est.estimate if est is not None else 0.0, est.samples if est is not None else 0))
             found = self._slow[kind] = agent_health.slowdowns(kind, times, self._cfg)
         return found
 
@@ -100,14 +110,15 @@ class Insight:
         elig = self.eligible(kind)
         ids = {a.agent_id for a in elig}
         capacity = sum(a.capacity for a in elig)
-        busy = 0.0
-        evictions = invalidations = cache_errors = 0
+        utilization = self.busy.utilization(ids)
+        waiting = self.busy.while_waiting(ids, agg.groups)
+        evictions = invalidated = cache_errors = 0
         for a in elig:
             track = self._fleet.tracks.get(a.agent_id)
             if track is not None:
-                busy += track.utilization(self._start, self._now) * a.capacity
                 ev, inv, err = track.cache_since(self._start)
-                evictions, invalidations, cache_errors = evictions + ev, invalidations + inv, cache_errors + err
+                evictions, invalidated, cache_errors = evictions + ev, invalidated + inv, cache_errors + err
+        cache = self._cache
         by_kind: dict[str, float] = {}
         worst: tuple[str, int, int] = ("", 0, 0)
         for (k, agent), pair in self.view.pairs.items():
@@ -129,10 +140,12 @@ class Insight:
             capacity=capacity, in_flight=sum(len(a.in_flight) for a in elig),
             allowed=sum(a.allowed for a in elig), credits=sum(a.credits for a in elig),
             ejected=sum(1 for a in elig if a.stats.ejected_until > self._now),
-            utilization=busy / capacity if capacity else 0.0,
+            utilization=utilization, waiting_utilization=waiting if waiting >= 0 else utilization,
             strategy=self._core.router.for_kind(kind).name, required=required, competing=competing,
             lookups=agg.lookups, hits=agg.hits, repeats=agg.repeats, repeat_hits=agg.repeat_hits,
-            scattered=agg.scattered, evictions=evictions, invalidations=invalidations, cache_errors=cache_errors,
+            scattered=agg.scattered, unpopular=agg.unpopular, evictions=evictions,
+            invalidations=cache.invalidations, invalidated=max(invalidated, cache.dropped), warmups=cache.warmups,
+            cache_errors=cache_errors,
             agents_joined=sum(1 for a in elig if a.connected_at >= self._start),
             errors=tuple(agg.errors.most_common()), worst_agent=worst[0], worst_agent_failed=worst[1],
             worst_agent_attempts=worst[2])
@@ -201,13 +214,13 @@ class Insight:
         if kind or agent_id:
             view = view.subset(lambda k, a: (not kind or k == kind) and (not agent_id or a == agent_id))
         if kind:
-            kinds = [kind]
+            kinds = [kind] if self._known_kind(kind) else []
         elif agent_id:
             kinds = sorted(view.kinds)
         else:
             kinds = sorted(set(view.kinds) | set(self._queued))
         if agent_id:
-            agents = [agent_id]
+            agents = [agent_id] if self._known_agent(agent_id) else []
         elif kind:
             agents = sorted({a for a in view.agents if a} | {a.agent_id for a in self.eligible(kind)})
         else:
@@ -216,6 +229,18 @@ class Insight:
                       for k in kinds if k),
                 tuple(self._agent_profile(a, view.agents.get(a) or Agg()) for a in agents),
                 findings)
+
+    def _known_kind(self, kind: str) -> bool:
+        """Seen in the window, queued, or runnable by a connected agent (then an empty entry
+        still tells its agents and capacity)."""
+        return kind in self.view.kinds or kind in self._queued or bool(self.eligible(kind))
+
+    def _known_agent(self, agent_id: str) -> bool:
+        """Connected, or seen in the window."""
+        if agent_id in self._live or agent_id in self.view.agents:
+            return True
+        track = self._fleet.tracks.get(agent_id)
+        return track is not None and track.gone_at is not None and track.gone_at >= self._start
 
     def _kind_profile(self, kind: str, agg: Agg, filtered: bool) -> KindProfile:
         elig = self.eligible(kind)
@@ -243,7 +268,7 @@ class Insight:
         capacity = live.capacity if live is not None else (track.capacity if track is not None else 0)
         return AgentProfile(
             agent_id=agent_id, succeeded=agg.n - agg.failed, failed=agg.failed, phases=agg.phases(),
-            utilization=track.utilization(self._start, self._now) if track is not None else 0.0,
+            utilization=self.busy.utilization((agent_id,)),
             capacity=capacity, memory_rss_bytes=rss,
             memory_growth_bytes_per_s=self.leak(track).growth_bytes_per_s if track is not None else 0.0,
             slowdown=slowdown, cache_hit_rate=hit_rate)

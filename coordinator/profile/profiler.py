@@ -7,23 +7,28 @@ of its own (time is passed in):
   only keeps a reference to records that finished an attempt (or failed in
   the queue) and to tasks just accepted; see samples.py for why that is safe.
 * `tick` runs with the coordinator's ticker (every ~0.2 s): it accounts for
-  those records, and once a second samples agents' busy slots, memory and
-  cache counters, the queue, and unroutable classes; every
-  `history_interval_s` it writes one history row.
+  those records (phases, and the slots they held: busy time is credited
+  from the attempts themselves, not sampled), notes the coordinator's cache
+  totals (invalidations, warm-ups; read through `cache_totals`, so the
+  profiler knows nothing of the service that keeps them), and once a second
+  samples agents' sessions, memory and cache counters, the queue, and
+  unroutable classes; every `history_interval_s` it writes one history row.
 * `report` turns one window of that into a ProfileReport: phases per kind
   and agent, findings (diagnosis.py, agent_health.py) and forecasts.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from coordinator.core.mesh import MeshCore
 from coordinator.core.model import AgentState, TaskRecord, TaskState
 from coordinator.core.registry import RouteKey
 from coordinator.profile import forecast
+from coordinator.profile.cache_log import CacheLog, CacheTotals
 from coordinator.profile.config import ProfilerConfig
-from coordinator.profile.fleet import MAX_GAP_S, Fleet
+from coordinator.profile.fleet import Fleet
 from coordinator.profile.history import HistoryStore
 from coordinator.profile.insight import Insight
 from coordinator.profile.report import PHASES, TOTAL, HistoryPoint, ProfileReport
@@ -33,6 +38,8 @@ from coordinator.profile.window import aggregate
 __all__ = ["Profiler", "ProfilerConfig"]
 
 SAMPLE_EVERY_S = 1.0
+# Longest gap between samples credited to a history row (a stalled ticker proves nothing).
+MAX_GAP_S = 10.0
 COMPACT_EVERY_S = 60.0
 MAX_WINDOW_S = 3600.0
 # Records held between ticks at most; beyond it the listener accounts for them itself.
@@ -60,13 +67,18 @@ class _Interval:
 
 
 class Profiler:
-    def __init__(self, core: MeshCore, config: ProfilerConfig) -> None:
+    def __init__(self, core: MeshCore, config: ProfilerConfig,
+                 cache_totals: Callable[[], CacheTotals] | None = None) -> None:
+        """`cache_totals`: the coordinator's running cache totals (invalidations, warm-ups), when it has them."""
         self._core = core
         self._cfg = config
+        self._cache_totals = cache_totals
         self._done: list[TaskRecord] = []
         self._arrived: list[TaskRecord] = []
-        self._rec = Recorder(config.samples_per_s, config.key_memory_s, config.max_cache_keys)
+        self._rec = Recorder(config.samples_per_s, config.key_memory_s, config.max_cache_keys,
+                             config.popularity_half_life_s)
         self._fleet = Fleet(config.leak_window_s)
+        self._cache = CacheLog()
         self._history = HistoryStore(config.history_path, config.history_retention_s)
         self._started: float | None = None
         self._sampled_at: float | None = None
@@ -111,6 +123,8 @@ class Profiler:
         if self._started is None and arrived:
             self._started = arrived[0].created_at
         self._rec.drain(done, arrived)
+        if done:
+            self._fleet.credit(done)
 
     # -- ticker --------------------------------------------------------------------
 
@@ -118,6 +132,7 @@ class Profiler:
         if self._closed:
             return
         self._drain()
+        self._note_cache(now)
         if self._started is None:
             self._started = now
         if self._sampled_at is None or now - self._sampled_at >= SAMPLE_EVERY_S:
@@ -128,6 +143,10 @@ class Profiler:
         if now - self._compacted_at >= COMPACT_EVERY_S:
             self._compacted_at = now
             self._history.compact(now)
+
+    def _note_cache(self, now: float) -> None:
+        if self._cache_totals is not None:
+            self._cache.note(now, self._cache_totals())
 
     def _new_interval(self, now: float) -> _Interval:
         c = self._core.counters
@@ -194,12 +213,14 @@ class Profiler:
                history_points: int = 0) -> ProfileReport:
         """Profile of the last `window_s` seconds (0 = the configured window), optionally of one kind or agent."""
         self._drain()
+        self._note_cache(now)
         if self._sampled_at is None and not self._closed:
             self._sample(now)
         window = min(window_s if window_s > 0 else self._cfg.window_s, MAX_WINDOW_S)
         start = now - window
         span = window if self._started is None else max(1.0, min(window, now - self._started))
-        insight = Insight(self._core, self._cfg, self._fleet, self._rec, now, start, span, self._unroutable)
+        insight = Insight(self._core, self._cfg, self._fleet, self._rec, now, start, span, self._unroutable,
+                          self._cache.since(start))
         kinds, agents, findings = insight.build(kind, agent_id)
         in_flight, capacity, _ = self._live_totals()
         past = self._history.since(now - self._cfg.forecast_window_s)

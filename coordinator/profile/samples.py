@@ -14,13 +14,22 @@ two, the bucket's `stride`) above it. All samples of one bucket therefore
 stand for `stride` attempts each, which keeps windowed percentiles unbiased
 when the rate changes within a window. Buckets older than two minutes are
 folded into one-minute buckets with a smaller budget, and dropped after an
-hour. Memory is bounded at any throughput: about 12 MB of samples at most,
+hour. Memory is bounded at any throughput: about 14 MB of samples at most,
 plus ~150 bytes per (kind, agent) pair active in each bucket (100 agents
-running 10 kinds at 10,000 tasks/s: about 20 MB in all).
+running 10 kinds at 10,000 tasks/s: about 22 MB in all).
 
-A sample is (queue, transport, cache, execution, total) seconds and flags:
-queue is the wait that ended in this attempt's assignment, transport the
-round trip less the sidecar's own time, total the two together.
+A sample is (queue, transport, cache, execution, total) seconds, flags and
+when the attempt was assigned: queue is the wait that ended in this
+attempt's assignment, transport the round trip less the sidecar's own time,
+total the two together; queue and the assignment time place the wait in
+time, to read how busy the agents were while tasks waited.
+
+Cache keys are remembered for `key_memory_s` with who computed them last and
+how popular they are: requests that halve every `half_life_s`, as the
+coordinator's warm-up counts them (coordinator/core/popularity.py), so a
+miss can be told apart as one warm-up would have prevented or not. Warm-up
+tasks are not requests, and their misses are what they are for, not a cold
+cache: they count as lookups, never as repeats.
 """
 
 from __future__ import annotations
@@ -32,11 +41,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from coordinator.core.model import TaskRecord, TaskState
+from coordinator.core.popularity import HOT_SCORE, WARMUP_TENANT
 from coordinator.profile.report import PHASES, PhaseStats
 
 FAILED = 1
 HIT = 2
-Sample = tuple[float, float, float, float, float, int]
+Sample = tuple[float, float, float, float, float, int, float]
 PairKey = tuple[str, str]  # (kind, agent id); agent "" = failed before any agent took it
 
 FINE_HORIZON_S = 120
@@ -68,6 +78,9 @@ class Counts:
     repeat_hits: int = 0
     # Repeat misses on another agent than the one that computed the key.
     scattered: int = 0
+    # Repeat misses of keys too rarely requested for warm-up to resubmit them
+    # (popularity under HOT_SCORE before this request).
+    unpopular: int = 0
 
     def add_counts(self, other: Counts) -> None:
         self.n += other.n
@@ -77,6 +90,7 @@ class Counts:
         self.repeats += other.repeats
         self.repeat_hits += other.repeat_hits
         self.scattered += other.scattered
+        self.unpopular += other.unpopular
 
 
 @dataclass(slots=True)
@@ -147,15 +161,18 @@ def _fold(into: Bucket, b: Bucket) -> None:
 
 
 class Recorder:
-    def __init__(self, samples_per_s: int = 256, key_memory_s: float = 600.0, max_keys: int = 100_000) -> None:
+    def __init__(self, samples_per_s: int = 256, key_memory_s: float = 600.0, max_keys: int = 100_000,
+                 half_life_s: float = 600.0) -> None:
         self._budget = samples_per_s
         self._key_memory = key_memory_s
         self._max_keys = max_keys
+        self._decay = math.log(2) / half_life_s
         self._fine: dict[int, Bucket] = {}
         self._coarse: dict[int, Bucket] = {}
         self._newest = -1
-        # cache key -> (when an attempt that computed it finished, its agent); in recency order.
-        self._keys: dict[str, tuple[float, str]] = {}
+        # cache key -> (when the last attempt that computed or read it finished, its agent,
+        # the key's popularity then); in recency order.
+        self._keys: dict[str, tuple[float, str, float]] = {}
         # kind -> required labels seen on its tasks -> when last seen (who may run the kind).
         self.routes: dict[str, dict[tuple[tuple[str, int], ...], float]] = {}
 
@@ -178,6 +195,7 @@ class Recorder:
             arrivals[kind] = arrivals.get(kind, 0) + 1
         keys = self._keys
         memory = self._key_memory
+        decay = self._decay
         budget2 = 2 * self._budget
         cur_sec = -1
         b: Bucket | None = None
@@ -223,17 +241,23 @@ class Recorder:
                 if hit:
                     ps.hits += 1
                 prev = keys.get(ck)
+                demand = spec.tenant != WARMUP_TENANT
+                score = 0.0
                 if prev is not None:
-                    if assigned is not None and prev[0] <= assigned and fin - prev[0] <= memory:
+                    score = prev[2] * math.exp(decay * (prev[0] - fin)) if prev[2] else 0.0
+                    if demand and assigned is not None and prev[0] <= assigned and fin - prev[0] <= memory:
                         ps.repeats += 1
                         if hit:
                             ps.repeat_hits += 1
-                        elif prev[1] != agent:
-                            ps.scattered += 1
+                        else:
+                            if prev[1] != agent:
+                                ps.scattered += 1
+                            if score < HOT_SCORE:
+                                ps.unpopular += 1
                     if not failed:
                         del keys[ck]  # re-inserted below: the dict stays in recency order
                 if not failed:
-                    keys[ck] = (fin, agent)
+                    keys[ck] = (fin, agent, score + 1.0 if demand else score)
             seen = b.seen
             b.seen = seen + 1
             if seen % b.stride:
@@ -257,7 +281,8 @@ class Recorder:
             kept = ps.samples
             if kept is None:
                 kept = ps.samples = []
-            kept.append((q, tr if tr > 0.0 else 0.0, ca, ex, q + rt, (FAILED if failed else 0) | (HIT if hit else 0)))
+            kept.append((q, tr if tr > 0.0 else 0.0, ca, ex, q + rt, (FAILED if failed else 0) | (HIT if hit else 0),
+                         assigned))
             routes = self.routes.get(spec.kind)
             if routes is None:
                 routes = self.routes[spec.kind] = {}

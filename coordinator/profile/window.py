@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -44,15 +45,26 @@ class Agg(Counts):
             self._busy = sum(w * sum(s[4] - s[0] for s in samples) for w, samples in self.groups)
         return self._busy
 
-    def exec_p50(self) -> tuple[float, int]:
-        """Median handler time of successful attempts that ran the handler, and how many samples it rests on."""
+    def exec_stats(self) -> tuple[float, int, float, float]:
+        """Of successful attempts that ran the handler: the median handler time, how many samples it
+        rests on, the fastest of them, and how far apart in time they were assigned (first to last)."""
         w = Weighted()
         n = 0
+        fastest = math.inf
+        first, last = math.inf, -math.inf
         for weight, samples in self.groups:
-            values = [s[3] for s in samples if not s[5]]
-            n += len(values)
-            w.add(weight, values)
-        return (w.quantiles((0.5,))[0] if n else 0.0), n
+            values = []
+            for s in samples:
+                if not s[5]:
+                    values.append(s[3])
+                    first, last = min(first, s[6]), max(last, s[6])
+            if values:
+                n += len(values)
+                fastest = min(fastest, min(values))
+                w.add(weight, values)
+        if not n:
+            return 0.0, 0, 0.0, 0.0
+        return w.quantiles((0.5,))[0], n, fastest, last - first
 
 
 @dataclass(slots=True)
@@ -89,6 +101,7 @@ def aggregate(buckets: Iterable[Bucket]) -> WindowView:
                 agg.repeats += ps.repeats
                 agg.repeat_hits += ps.repeat_hits
                 agg.scattered += ps.scattered
+                agg.unpopular += ps.unpopular
             if ps.samples:
                 agg.groups.append((stride, ps.samples))
             if ps.errors:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from coordinator.core.invalidation import CatchUp, Invalidation, InvalidationLog, ReportTally, check_names
 from coordinator.core.model import AgentRecord, CoreError, TaskSpec
 from coordinator.core.popularity import Popularity, plan_after_invalidation, plan_for_agent
+from coordinator.profile.cache_log import CacheTotals
 from swarmmesh.v1 import mesh_pb2
 
 if TYPE_CHECKING:
@@ -100,6 +101,10 @@ class CacheSync:
             return 0
         specs = plan_for_agent(self.popularity, owner, agent.agent_id, time.time(), self._warmup_room())
         return self._submit_warmups(specs)
+
+    def totals(self) -> CacheTotals:
+        """Running totals for the profiler's record of cache events."""
+        return CacheTotals(self.log.appended, self.tally.dropped_total, self.warmups_total)
 
     def observe(self, specs: Sequence[TaskSpec], now: float) -> None:
         self.popularity.observe(specs, now)

@@ -179,7 +179,11 @@ def test_cold_cache_after_invalidation(faulty: Mesh) -> None:
     assert f.severity == Severity.WARNING
     assert "invalidated" in f.summary and f.figures["scattered"] == 0
     assert f.figures["repeats"] >= 30 and f.figures["repeat_hit_rate"] < 0.5
-    assert any("warm" in r for r in f.recommendations)
+    # Counted by the coordinator, not by heartbeats that may not have come yet.
+    assert f.figures["invalidations"] >= 1 and f.figures["invalidated"] >= len(keys)
+    # Each key was asked for once before: too rarely for warm-up, and the advice says so.
+    assert f.figures["unpopular"] >= 30
+    assert any(r.startswith("warm-up could not refill") for r in f.recommendations), f.recommendations
     render = p.kind("render")
     assert render is not None and render.cache_lookups >= 80 and render.cache_hit_rate < 0.5
 
@@ -190,7 +194,9 @@ def test_each_fault_is_named_once_on_its_own_subject(faulty: Mesh) -> None:
                 ("cold_cache", "render")}
     problems = {(f.category, f.subject) for f in p.problems()}
     # Other tests may have planted theirs already or not (they run in any order); nothing else may appear.
-    assert problems <= expected | {("queue_growth", "")}, problems
+    # The slow-agent test's 300 ocr tasks at once on 6 slots are a burst that saturates ocr while it
+    # lasts: named or not, depending on how close the slots came to full between results.
+    assert problems <= expected | {("queue_growth", ""), ("saturated_kind", "ocr")}, problems
     severities = [f.severity.rank for f in p.findings]
     assert severities == sorted(severities, reverse=True)
 
@@ -250,12 +256,15 @@ def test_bad_requests_name_the_field(healthy: Mesh) -> None:
                 stub.GetProfile(request, timeout=10)
             assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT
             assert e.value.details().startswith(field + ":"), e.value.details()
-        # Unknown names are no error: nothing ran there (an entry asked for by name may be listed, empty).
-        for request in (profile_pb2.GetProfileRequest(kind="no-such-kind"),
-                        profile_pb2.GetProfileRequest(agent_id="nobody")):
-            unknown = stub.GetProfile(request, timeout=10)
-            assert not unknown.findings
-            assert all(e.succeeded == e.failed == 0 and not e.phases for e in [*unknown.kinds, *unknown.agents])
+        # Unknown names are no error. An agent nobody knows gets no entry; a kind nothing ran gets
+        # one only when a connected agent can run it (these run every kind): its agents, no traffic.
+        nobody = stub.GetProfile(profile_pb2.GetProfileRequest(agent_id="nobody"), timeout=10)
+        assert not nobody.findings and not nobody.agents and not nobody.kinds
+        unknown = stub.GetProfile(profile_pb2.GetProfileRequest(kind="no-such-kind"), timeout=10)
+        assert not unknown.findings
+        [entry] = unknown.kinds
+        assert entry.kind == "no-such-kind" and entry.agents == 3 and entry.capacity == 12
+        assert all(e.succeeded == e.failed == 0 and not e.phases for e in [*unknown.kinds, *unknown.agents])
         full = stub.GetProfile(profile_pb2.GetProfileRequest(window_s=3600, history_points=10_000), timeout=10)
         assert full.window_s == 3600
 

@@ -2,7 +2,9 @@
 
 Agents take their assignments, "run" them for a service time, report results
 (with the sidecar's timings), heartbeat once a second with their memory and
-cache counters, and keep a per-agent cache of the keys they computed.
+cache counters, and keep a per-agent cache of the keys they computed, which
+`invalidate` drops as the coordinator's invalidation would (and counts it in
+the totals the coordinator passes to the profiler's tick).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from coordinator.core.model import (
     TaskSpec,
     TaskState,
 )
+from coordinator.profile.cache_log import CacheTotals
 from coordinator.profile.config import ProfilerConfig
 from coordinator.profile.profiler import Profiler
 from coordinator.profile.report import Finding, ProfileReport, Severity
@@ -48,6 +51,7 @@ class SimAgent:
     hits: int = 0
     misses: int = 0
     evictions: int = 0
+    invalidations: int = 0
     allocations: Callable[[float], tuple[AllocationSite, ...]] | None = None
 
 
@@ -61,7 +65,8 @@ class Sim:
             lease_timeout_s=30.0, retention_s=600.0, max_retained=1_000_000,
             balancer=BalancerConfig(strategy=strategy, overrides=overrides),
             health=HealthConfig(slow_start_s=slow_start_s, outlier_ejection=False)))
-        self.profiler = Profiler(self.core, config or ProfilerConfig())
+        self.cache_totals = CacheTotals()
+        self.profiler = Profiler(self.core, config or ProfilerConfig(), lambda: self.cache_totals)
         self.core.add_listener(self.profiler.on_change)
         self.now = start
         self.rng = random.Random(seed)
@@ -94,6 +99,19 @@ class Sim:
 
     def submit_keys(self, kind: str, keys: list[str]) -> None:
         self.core.submit([TaskSpec(kind=kind, cache_key=k) for k in keys], self.now)
+
+    def invalidate(self, keys: list[str], warmups: int = 0) -> int:
+        """Drop these keys from every agent's cache; the number of entries dropped."""
+        dropped = 0
+        for agent in self.agents.values():
+            for key in keys:
+                if key in agent.cache:
+                    del agent.cache[key]
+                    agent.invalidations += 1
+                    dropped += 1
+        t = self.cache_totals
+        self.cache_totals = CacheTotals(t.invalidations + 1, t.dropped + dropped, t.warmups + warmups)
+        return dropped
 
     def _complete_due(self) -> None:
         done: dict[str, list[ResultIn]] = {}
@@ -143,7 +161,7 @@ class Sim:
             hb = Heartbeat(in_flight=len(rec.in_flight), free_slots=agent.capacity - len(rec.in_flight),
                            memory_rss_bytes=int(agent.memory(self.now)),
                            cache=CacheStats(hits=agent.hits, misses=agent.misses, evictions=agent.evictions,
-                                            entries=len(agent.cache)),
+                                            invalidations=agent.invalidations, entries=len(agent.cache)),
                            allocations=agent.allocations(self.now) if agent.allocations else ())
             self.core.frame(agent.agent_id, agent.session, self.now, heartbeat=hb)
 

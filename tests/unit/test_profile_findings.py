@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import random
 from collections.abc import Iterator
 
 from coordinator.core.model import AllocationSite
+from coordinator.profile.agent_health import ExecTime, slow_agent, slowdowns
 from coordinator.profile.config import ProfilerConfig
 from coordinator.profile.report import PHASES, Severity
 from tests.unit.profile_mesh import T0, Sim, by_category, figures, serious
@@ -41,6 +43,7 @@ def test_healthy_mesh_has_no_warning_from_startup_on() -> None:
         run_healthy(sim, 60)
         report = sim.report()
         assert serious(report) == [], [f.summary for f in report.findings]
+        assert not by_category(report, "slow_agent")  # not even as idle slots
     kinds = {k.kind: k for k in report.kinds}
     assert set(kinds) == {"resize", "search"}
     resize = kinds["resize"]
@@ -276,3 +279,73 @@ def test_window_limits_what_is_counted() -> None:
     wide = {k.kind: k for k in sim.report(window_s=600).kinds}
     assert abs(wide["early"].succeeded - 300) <= 1 and abs(wide["early"].throughput_per_s - 300 / 90) < 0.1
     assert sim.report(window_s=1e9).window_s == 3600
+
+
+def test_unknown_agent_or_kind_gets_no_entry_unless_a_connected_agent_can_run_the_kind() -> None:
+    sim = Sim()
+    sim.add_agent("ocr-1", capacity=2, kinds=("ocr",), service=0.01)
+    sim.run(10, rates={"ocr": 20})
+    nobody = sim.report(agent_id="nobody")
+    assert nobody.agents == () and nobody.kinds == () and nobody.findings == ()
+    assert sim.report(kind="no-such-kind").kinds == ()
+    assert sim.report(kind="ocr", agent_id="nobody").agents == ()
+    # A kind nothing ran yet, that a connected agent can run: its agents and capacity are worth showing.
+    sim.add_agent("any", capacity=3, service=0.01)
+    sim.run(2)
+    [idle] = sim.report(kind="no-such-kind").kinds
+    assert (idle.agents, idle.capacity, idle.succeeded, idle.phases) == (1, 3, 0, ())
+    # An agent that was there within the window is known, with what it did.
+    agent = sim.core.registry.get("ocr-1")
+    assert agent is not None
+    sim.core.disconnect("ocr-1", agent.session, sim.now)
+    sim.run(5)
+    [gone] = sim.report(agent_id="ocr-1").agents
+    assert gone.succeeded > 100
+    sim.run(120)
+    assert sim.report(agent_id="ocr-1").agents == ()
+
+
+def test_slow_agent_the_balancer_avoids_is_reported_as_idle_slots() -> None:
+    # Hybrid routing sends the slow agent a probe now and then: a handful of runs in a minute,
+    # under the samples the median rule needs, every one of them three times slower.
+    sim = Sim()
+    for i in range(3):
+        sim.add_agent(f"r{i}", capacity=4, service=0.3 if i == 0 else 0.1, version="2" if i == 0 else "1")
+    sim.run(60, rates={"resize": 30})
+    report = sim.report()
+    [f] = by_category(report, "slow_agent")
+    fig = figures(f)
+    assert f.subject == "r0" and f.severity == Severity.INFO
+    assert 3 <= fig["samples"] < 10 and abs(fig["slowdown"] - 3) < 0.1 and fig["capacity"] == 4
+    assert f.summary.startswith(f"agent r0 is 3.0x slower than its peers on resize (p50 300 ms over its "
+                                f"{int(fig['samples'])} runs vs 100 ms); the balancer routes around it, so its 4 "
+                                "slot(s) sit idle")
+    assert any(r.startswith("drain it and replace it") and "swarmmesh drain r0" in r for r in f.recommendations)
+    assert any("version 2, its peers 1" in r for r in f.recommendations)
+    assert serious(report) == []
+
+
+def test_avoided_agent_needs_runs_over_more_than_one_round_or_the_balancers_record() -> None:
+    cfg = ProfilerConfig()
+    peers = [ExecTime(f"p{i}", 0.1, 200, utilization=0.5, fastest_s=0.05, spread_s=50, capacity=4, estimate_s=0.1,
+                      estimate_samples=200) for i in range(2)]
+
+    def avoided(t: ExecTime) -> list[str]:
+        return [f"{s.agent_id}:{s.p50_s:g}:{s.samples}" for s in slowdowns("k", [*peers, t], cfg) if s.avoided]
+
+    # Four slow runs side by side and nothing since: one cold start, no verdict.
+    cold = ExecTime("cold", 0.5, 4, utilization=0.01, fastest_s=0.5, spread_s=0.01, capacity=4)
+    assert avoided(cold) == []
+    # The same runs over several rounds (probes after the balancer forgot): slow.
+    assert avoided(dataclasses.replace(cold, spread_s=20.0)) == ["cold:0.5:4"]
+    # One of them fast: no verdict; nor on two runs, nor when it is as busy as its peers.
+    assert avoided(dataclasses.replace(cold, spread_s=20.0, fastest_s=0.12)) == []
+    assert avoided(dataclasses.replace(cold, spread_s=20.0, samples=2)) == []
+    assert avoided(dataclasses.replace(cold, spread_s=20.0, utilization=0.4)) == []
+    # No runs in the window: the coordinator's estimate, resting on twenty results, still says slow.
+    idle = ExecTime("idle", 0.0, 0, utilization=0.0, capacity=4, estimate_s=0.4, estimate_samples=20)
+    assert avoided(idle) == ["idle:0.4:0"]
+    assert avoided(dataclasses.replace(idle, estimate_samples=5)) == []
+    assert avoided(dataclasses.replace(idle, estimate_s=0.15)) == []
+    [f] = [slow_agent(s, "hybrid", cfg) for s in slowdowns("k", [*peers, idle], cfg) if s.avoided]
+    assert f is not None and f.severity == Severity.INFO and "the balancer's estimate: 400 ms vs 100 ms" in f.summary

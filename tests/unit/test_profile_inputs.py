@@ -52,7 +52,9 @@ def test_coordinator_flags_and_environment_reach_the_profiler() -> None:
     assert (p.history_path, p.leak_min_growth_bytes_per_s, p.window_s) == ("/tmp/h.sqlite", 4096.0, 30.0)
     assert (p.leak_window_s, p.slow_agent_factor) == (120.0, 3.0)
     defaults = CoordinatorConfig().profiler()
-    assert defaults.history_path == "" and defaults.window_s == 60 and defaults.leak_window_s == 300
+    assert defaults.window_s == 60 and defaults.leak_window_s == 300
+    assert (defaults.warmup_max_tasks, defaults.popularity_half_life_s) == (32, 600.0)
+    assert CoordinatorConfig(listen="127.0.0.1:0").profiler().history_path == ""  # no fixed port: in memory
     assert "profile_window_s" in CoordinatorConfig(profile_window_s=7200).problem()
     assert "slow_agent_factor" in CoordinatorConfig(slow_agent_factor=0.5).problem()
     assert "profile_min_samples" in CoordinatorConfig(profile_min_samples=-1).problem()
