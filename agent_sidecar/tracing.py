@@ -66,6 +66,8 @@ class AttemptTracer:
 
     def end(self, t: AttemptTrace, attempt: int, kind: str, times: AttemptTimes,
             cache_hit: bool, error: str) -> None:
+        if not self.tracer.live:
+            return  # the collector is failing: the spans would only be dropped
         base_wall, base_ns = t.received_wall, t.received_ns
         record = self._record
         if times.cache_start_ns:

@@ -42,18 +42,22 @@ class TaskTracer:
         if tr is None or tr is UNSAMPLED:
             return
         new = rec.state
+        # While the collector is failing, spans would only be dropped: skip
+        # building them, but keep the context flowing to the sidecars.
+        live = self.tracer.live
         if old is _PENDING:
-            end = rec.assigned_at if new is _ASSIGNED else rec.finished_at
-            # The wait before attempt n (one that never came when the task ended queued).
-            waited_for = rec.attempt if new is _ASSIGNED else rec.attempt + 1
-            self._record(("swarmmesh.queue", tr.trace_id, new_span_id(), tr.task_span, _INTERNAL,
-                          rec.queued_at, end or rec.queued_at, (("swarmmesh.attempt", waited_for),), ""))
+            if live:
+                end = rec.assigned_at if new is _ASSIGNED else rec.finished_at
+                # The wait before attempt n (one that never came when the task ended queued).
+                waited_for = rec.attempt if new is _ASSIGNED else rec.attempt + 1
+                self._record(("swarmmesh.queue", tr.trace_id, new_span_id(), tr.task_span, _INTERNAL,
+                              rec.queued_at, end or rec.queued_at, (("swarmmesh.attempt", waited_for),), ""))
             if new is _ASSIGNED:
                 tr.attempt_span = new_span_id()
                 tr.outgoing = child_context(tr.trace_id, tr.attempt_span, True, tr.tracestate)
-        elif old is _ASSIGNED:
+        elif old is _ASSIGNED and live:
             self._attempt_ended(rec, tr)
-        if new.terminal:
+        if new.terminal and live:
             self._finished(rec, tr)
 
     def _accepted(self, rec: TaskRecord) -> None:

@@ -73,6 +73,8 @@ class SubmitTracing:
     def finish(self, pending: list[Pending], msgs: Sequence[types_pb2.TaskSpec], start: float,
                results: Sequence[Any] | None, error: str = "") -> None:
         """Record the submit spans once the call answered (`results`) or failed (`error`)."""
+        if not self.tracer.live:
+            return  # the collector is failing: the spans would only be dropped
         end = time.time()
         record = self.tracer.record
         for i, trace_id, span_id, parent_id in pending:

@@ -66,10 +66,10 @@ class OtlpReceiver:
         self.port = 0
         self._server: grpc.Server | None = None
 
-    def start(self) -> OtlpReceiver:
+    def start(self, port: int = 0) -> OtlpReceiver:
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), server)
-        self.port = server.add_insecure_port("127.0.0.1:0")
+        self.port = server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()
         self._server = server
         return self

@@ -2,9 +2,11 @@
 
 The task path only appends a tuple to a bounded deque. This thread turns
 batches into OTLP protobuf and sends them. A collector that is absent or
-failing costs the task path nothing: after a failed export the thread backs
-off and drops batches *without encoding them* until the next probe; a slow
-collector fills the deque, and spans beyond its bound are dropped and counted.
+failing costs the task path next to nothing: after a failed export `healthy`
+turns False, recorders stop building spans (they check it), and the thread
+probes the collector with an empty export on a doubling back-off until one
+succeeds. A slow collector fills the deque, and spans beyond its bound are
+dropped and counted.
 """
 
 from __future__ import annotations
@@ -74,6 +76,8 @@ class SpanExporter:
         self._down_until = 0.0
         self._backoff = _BACKOFF_MIN_S
         self._warned_at = 0.0
+        # False from a failed export until a probe succeeds; read on the task path.
+        self.healthy = True
         self.exported = 0
         self.dropped = 0
         self.failed_exports = 0
@@ -123,6 +127,8 @@ class SpanExporter:
                 self._wake.wait(cfg.schedule_delay_s)
                 self._wake.clear()
                 stopping = self._stopping
+                if not self.healthy and not stopping and time.monotonic() >= self._down_until:
+                    self._probe(stub)
                 while self._queue:
                     if stopping and time.monotonic() >= self._flush_deadline:
                         break
@@ -167,10 +173,25 @@ class SpanExporter:
             self._failed(batch, exc)
             return
         self.exported += len(batch)
+        self._recovered()
+
+    def _probe(self, export: Any) -> None:
+        """An empty export: is the collector back? (Nothing is recorded while it is down.)"""
+        try:
+            export(b"", timeout=self.config.timeout_s, metadata=self.config.headers or None)
+        except grpc.RpcError as exc:
+            self._failed([], exc)
+            return
+        log.info("exporting spans to %s again", self.config.endpoint)
+        self._recovered()
+
+    def _recovered(self) -> None:
         self._backoff = _BACKOFF_MIN_S
         self._down_until = 0.0
+        self.healthy = True
 
     def _failed(self, batch: list[SpanRecord], exc: grpc.RpcError) -> None:
+        self.healthy = False
         self.dropped += len(batch)
         self.failed_exports += 1
         now = time.monotonic()

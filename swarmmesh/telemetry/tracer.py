@@ -54,6 +54,13 @@ class Tracer:
         if self.exporter is not None:
             self.exporter.stop(timeout)
 
+    @property
+    def live(self) -> bool:
+        """Whether spans recorded now can be exported: False while the
+        collector is failing, so recorders skip building them."""
+        e = self.exporter
+        return e is None or e.healthy
+
     def sampled(self, trace_id: int) -> bool:
         return (trace_id & _LOW64) < self._bound
 

@@ -170,11 +170,38 @@ def test_a_closed_collector_port_changes_nothing(mesh: Mesh) -> None:
         done = list(client.wait_all(ids, timeout=120).values())
     tracer.stop(2)
     assert len(done) == 2000 and all(t.state is TaskState.SUCCEEDED for t in done)
-    assert tracer.stats()["exported"] == 0 and tracer.stats()["dropped"] == 2000
+    # After the first failed export nothing more is even built: recorders check the exporter.
+    assert tracer.stats()["exported"] == 0 and not tracer.live
     # One warning says what is wrong; it does not repeat per batch.
     assert mesh.coordinator is not None
     assert_eventually(lambda: "cannot export spans" in mesh.coordinator.output(), what="the coordinator warned")  # type: ignore[union-attr]
     assert mesh.coordinator.output().count("cannot export spans") == 1
+
+
+def test_spans_flow_again_once_a_collector_comes_back(mesh: Mesh) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+           "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    mesh.start_coordinator(env=env)
+    mesh.start_sidecar("a1", env=env)
+    with Client(mesh.address, tracing=False) as client:
+        first = client.submit("echo", b"1")
+        client.wait(first, timeout=60)
+        assert mesh.coordinator is not None
+        assert_eventually(lambda: "cannot export spans" in mesh.coordinator.output(),  # type: ignore[union-attr]
+                          what="the coordinator noticed the collector is down")
+        late = OtlpReceiver().start(port)  # the collector comes up where it was expected
+        try:
+            def traced() -> bool:
+                task_id = client.submit("echo", b"2")
+                client.wait(task_id, timeout=60)
+                names = {s.name for s in late.spans if s.attributes.get("swarmmesh.task.id") == task_id}
+                return "swarmmesh.task echo" in names
+            assert_eventually(traced, timeout=60, interval=0.5, what="a task traced after the collector came back")
+        finally:
+            late.stop()
 
 
 def test_a_slow_collector_does_not_hold_up_tasks_or_shutdown(mesh: Mesh) -> None:

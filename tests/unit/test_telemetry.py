@@ -166,7 +166,7 @@ class _Export:
 
     def __call__(self, request: bytes, timeout: float, metadata: Any) -> None:
         msg = trace_service_pb2.ExportTraceServiceRequest.FromString(request)
-        self.calls.append(len(msg.resource_spans[0].scope_spans[0].spans))
+        self.calls.append(len(msg.resource_spans[0].scope_spans[0].spans) if msg.resource_spans else 0)
         if self.fail:
             raise _Unavailable()
 
@@ -194,13 +194,18 @@ def test_a_failing_collector_is_backed_off_without_encoding() -> None:
         e.add(_span(i))
     e._export_one(stub, stopping=False)  # type: ignore[arg-type]
     assert stub.calls == [4] and e.dropped == 4 and e.failed_exports == 1
+    assert not e.healthy  # recorders (Tracer.live) now skip building spans
     # While backing off, batches are dropped before any encoding or call.
     e._export_one(stub, stopping=False)  # type: ignore[arg-type]
     assert stub.calls == [4] and e.dropped == 8
+    # The back-off ended: an empty export probes the collector; still down, the back-off doubles.
+    e._probe(stub)
+    assert stub.calls == [4, 0] and not e.healthy and e.failed_exports == 2
     stub.fail = False
-    e._down_until = 0.0  # the back-off ended: the next batch is tried and goes out
+    e._probe(stub)
+    assert stub.calls == [4, 0, 0] and e.healthy
     e._export_one(stub, stopping=False)  # type: ignore[arg-type]
-    assert stub.calls == [4, 4] and e.exported == 4 and e.queued == 0
+    assert stub.calls == [4, 0, 0, 4] and e.exported == 4 and e.queued == 0
 
 
 def test_a_disabled_tracer_records_nothing_and_starts_no_thread() -> None:
@@ -209,3 +214,11 @@ def test_a_disabled_tracer_records_nothing_and_starts_no_thread() -> None:
     t.span("x", 1, 2, 0, SpanKind.INTERNAL, 0.0, 1.0)
     assert t.exporter is None and t.stats()["exported"] == 0
     t.stop()
+
+
+def test_a_tracer_is_live_while_its_collector_answers() -> None:
+    t = Tracer(TracingConfig())
+    assert t.live and t.exporter is not None
+    t.exporter.healthy = False
+    assert not t.live
+    assert Tracer.disabled().live  # nothing to export: recording is the no-op itself
