@@ -57,6 +57,8 @@ class AttemptTracer:
     def begin(self, trace_context: Mapping[str, str], received_ns: int, received_wall: float
               ) -> tuple[AttemptTrace | None, Mapping[str, str]]:
         """The attempt's trace (None when not sampled) and the context its handler sees."""
+        if not self.tracer.live:
+            return None, trace_context  # the collector is failing: nothing would be exported
         parent = parent_from_pairs(trace_context)
         if parent is None or not parent.sampled:
             return None, trace_context

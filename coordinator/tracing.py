@@ -62,7 +62,9 @@ class TaskTracer:
 
     def _accepted(self, rec: TaskRecord) -> None:
         spec = rec.spec
-        if spec.trace_unsampled:
+        if spec.trace_unsampled or not self.tracer.live:
+            # Not sampled, or the collector is failing: whatever this task
+            # recorded would be dropped, so it is not traced at all.
             rec.trace = UNSAMPLED
             return
         ctx = spec.trace_context

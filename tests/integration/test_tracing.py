@@ -194,11 +194,14 @@ def test_spans_flow_again_once_a_collector_comes_back(mesh: Mesh) -> None:
                           what="the coordinator noticed the collector is down")
         late = OtlpReceiver().start(port)  # the collector comes up where it was expected
         try:
+            since: set[str] = set()
+
             def traced() -> bool:
                 task_id = client.submit("echo", b"2")
                 client.wait(task_id, timeout=60)
-                names = {s.name for s in late.spans if s.attributes.get("swarmmesh.task.id") == task_id}
-                return "swarmmesh.task echo" in names
+                since.add(task_id)
+                return any(s.name == "swarmmesh.task echo" and s.attributes.get("swarmmesh.task.id") in since
+                           for s in late.spans)
             assert_eventually(traced, timeout=60, interval=0.5, what="a task traced after the collector came back")
         finally:
             late.stop()
