@@ -13,7 +13,7 @@ The generated wire code for other tooling lives in :mod:`swarmmesh.v1`.
 
 from swarmmesh import errors
 from swarmmesh._version import __version__
-from swarmmesh.client import AsyncClient, Client
+from swarmmesh.client import AsyncClient
 from swarmmesh.errors import (
     DeadlineExceeded,
     FailedPrecondition,
@@ -25,6 +25,7 @@ from swarmmesh.errors import (
     Unavailable,
     WaitTimeout,
 )
+from swarmmesh.sync_client import Client
 from swarmmesh.types import (
     AgentInfo,
     AgentProfile,

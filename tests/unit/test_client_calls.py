@@ -11,7 +11,8 @@ import pytest
 
 from swarmmesh import client as client_mod
 from swarmmesh import errors
-from swarmmesh.client import AsyncClient, Client
+from swarmmesh.client import AsyncClient
+from swarmmesh.sync_client import Client
 from swarmmesh.types import TaskSpec, TaskState
 from swarmmesh.v1 import tasks_pb2, types_pb2
 
