@@ -179,7 +179,7 @@ def _metrics(data: MetricsData) -> dict[str, Any]:
 
 
 def test_otlp_rendering_has_the_catalog_and_real_histograms(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")  # the test session turns the SDK off
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "false")  # tests/conftest.py turns the SDK off
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
     core, latency = _busy_core()
