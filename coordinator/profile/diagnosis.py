@@ -31,6 +31,13 @@ cold_cache
     when lookups themselves are slow: cache_share, cache_s.
 queue_growth
     slope_per_hour, seconds_to_threshold, threshold, queued.
+dispatch_bound
+    (one for the mesh: tasks wait while their agents are neither idle nor
+    saturated, and each slot spends most of its round trip outside the
+    handler) kinds (how many), queue_share, busy_while_waiting (weighted by
+    waiting time), round_trip_ms (assignment to result at the coordinator),
+    handler_ms, throughput_per_s (assignments per second from the first to
+    the last of the window), and per kind `kind:<name>` its queue share.
 
 Agent findings (slow_agent, memory_leak) are in agent_health.py.
 """
@@ -38,6 +45,7 @@ Agent findings (slow_agent, memory_leak) are in agent_health.py.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from coordinator.core.popularity import HOT_SCORE
@@ -49,6 +57,8 @@ from coordinator.profile.report import Finding, Forecast, Severity
 CACHE_AWARE = frozenset(("cache-affinity", "hybrid"))
 # Utilization the agents_to_add estimate aims for.
 TARGET_UTILIZATION = 0.75
+# A slot whose handler takes less than this share of its round trip is held by turnaround, not work.
+DISPATCH_HANDLER_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +109,9 @@ class KindFacts:
     worst_agent: str = ""
     worst_agent_failed: int = 0
     worst_agent_attempts: int = 0
+    # When the first and the last of the window's sampled attempts were assigned (0 without samples).
+    first_assigned: float = 0.0
+    last_assigned: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,6 +206,58 @@ def _stalled(k: KindFacts, share: float) -> Finding:
     recs = ("if agents joined late, this clears by itself; otherwise check the coordinator's logs for "
             "slow dispatch passes",)
     return Finding(Severity.INFO, "queue_stall", k.kind, f"{head}: {why}", recs, figures)
+
+
+def _dispatch_bound(k: KindFacts, cfg: ProfilerConfig) -> bool:
+    """Queued like saturated_kind, agents between idle and saturated, slots mostly outside the handler."""
+    if k.attempts < cfg.min_samples or k.total_s <= 0 or k.agents == 0:
+        return False
+    if k.queue_s / k.total_s < cfg.queue_share or k.queue_s < cfg.queue_min_wait_s:
+        return False
+    if not cfg.idle_utilization <= k.waiting_utilization < cfg.saturation_utilization:
+        return False
+    round_trip = k.total_s - k.queue_s
+    return round_trip > 0 and k.execution_s < DISPATCH_HANDLER_SHARE * round_trip
+
+
+def dispatch_bound(kinds: Sequence[KindFacts], cfg: ProfilerConfig) -> Finding | None:
+    """One finding for the kinds whose tasks wait on the mesh's turnaround rather than on their agents."""
+    hit = [k for k in kinds if _dispatch_bound(k, cfg)]
+    if not hit:
+        return None
+    n = sum(k.attempts for k in hit)
+    waited = sum(k.attempts * k.queue_s for k in hit)
+    share = waited / sum(k.attempts * k.total_s for k in hit)
+    busy = sum(k.attempts * k.queue_s * k.waiting_utilization for k in hit) / waited
+    round_trip = sum(k.attempts * (k.total_s - k.queue_s) for k in hit) / n
+    handler = sum(k.attempts * k.execution_s for k in hit) / n
+    span = max(k.last_assigned for k in hit) - min(k.first_assigned for k in hit)
+    rate = n / span if span > 0 else sum(k.throughput_per_s for k in hit)
+    names = [k.kind for k in hit]
+    what = f"{names[0]} tasks" if len(hit) == 1 else f"tasks of {len(hit)} kinds ({_some(names)})"
+    summary = (f"{what} wait {fmt.pct(share)} of their time in queue while their agents are only "
+               f"{fmt.pct(busy)} busy: work is handed out no faster than {fmt.count(rate)} tasks/s, and each "
+               f"slot spends {fmt.pct(1 - handler / round_trip)} of its time between tasks (round trip "
+               f"{fmt.secs(round_trip)} against {fmt.secs(handler)} in handlers)")
+    slots = {k.capacity // k.agents for k in hit}
+    now = f" (now {slots.pop()} slots each)" if len(slots) == 1 else ""
+    recs = (f"raise --capacity on those agents{now}: more tasks in flight per agent hide the round trip "
+            "between a result and the next assignment",
+            "if latency matters, submit in a steady stream rather than one burst: a burst waits for the "
+            "coordinator to hand it out, however many agents there are",
+            "check the coordinator's CPU: when it is near a full core, the coordinator is the limit "
+            "(give it a faster or less loaded machine)")
+    figures: list[tuple[str, float]] = [
+        ("kinds", len(hit)), ("queue_share", share), ("busy_while_waiting", busy),
+        ("round_trip_ms", round_trip * 1e3), ("handler_ms", handler * 1e3), ("throughput_per_s", rate)]
+    figures.extend((f"kind:{k.kind}", k.queue_s / k.total_s) for k in hit)
+    return Finding(Severity.INFO, "dispatch_bound", "", summary, recs, tuple(figures))
+
+
+def _some(names: Sequence[str]) -> str:
+    """'a, b, c' or 'a, b, c and 5 more'."""
+    shown = ", ".join(names[:3])
+    return shown if len(names) <= 3 else f"{shown} and {len(names) - 3} more"
 
 
 def unroutable(u: Unroutable) -> Finding:
@@ -370,8 +435,8 @@ def queue_growth(f: Forecast, queued: int, cfg: ProfilerConfig) -> Finding | Non
         ("threshold", f.threshold), ("queued", queued)))
 
 
-_ORDER = ("unroutable", "memory_leak", "saturated_kind", "queue_growth", "errors", "slow_agent", "queue_stall",
-          "cold_cache", "transport")
+_ORDER = ("unroutable", "memory_leak", "saturated_kind", "queue_growth", "errors", "slow_agent", "dispatch_bound",
+          "queue_stall", "cold_cache", "transport")
 
 
 def ordered(findings: list[Finding]) -> tuple[Finding, ...]:

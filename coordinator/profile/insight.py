@@ -131,6 +131,7 @@ class Insight:
                           if k != kind and total_busy > 0 and b / total_busy >= MIN_COMPETING_SHARE)
         routes = self._rec.routes.get(kind, {})
         required = max(routes, key=lambda labels: routes[labels]) if routes else ()
+        assigned = [s[6] for _, samples in agg.groups for s in samples]
         return KindFacts(
             kind=kind, attempts=agg.n, failed=agg.failed, throughput_per_s=agg.n / self._span,
             arrivals_per_s=self.view.arrivals.get(kind, 0) / self._span,
@@ -148,17 +149,20 @@ class Insight:
             cache_errors=cache_errors,
             agents_joined=sum(1 for a in elig if a.connected_at >= self._start),
             errors=tuple(agg.errors.most_common()), worst_agent=worst[0], worst_agent_failed=worst[1],
-            worst_agent_attempts=worst[2])
+            worst_agent_attempts=worst[2], first_assigned=min(assigned, default=0.0),
+            last_assigned=max(assigned, default=0.0))
 
     # -- findings ------------------------------------------------------------------------
 
     def findings(self) -> list[Tagged]:
         cfg = self._cfg
         out: list[Tagged] = []
+        facts = []
         for kind in sorted(self.view.kinds):
             if not kind:
                 continue
             k = self.facts(kind)
+            facts.append(k)
             for judge in (diagnosis.queue_wait, diagnosis.errors, diagnosis.transport, diagnosis.cold_cache):
                 f = judge(k, cfg)
                 if f is not None:
@@ -168,6 +172,9 @@ class Insight:
                 f = agent_health.slow_agent(s, strategy, cfg)
                 if f is not None:
                     out.append((f, kind, s.agent_id))
+        dispatch = diagnosis.dispatch_bound(facts, cfg)
+        if dispatch is not None:
+            out.append((dispatch, "", ""))
         for key, since in self._unroutable.items():
             queued = self._classes.get(key, 0)
             if queued and self._now - since >= cfg.unroutable_after_s:

@@ -44,6 +44,7 @@ def test_healthy_mesh_has_no_warning_from_startup_on() -> None:
         report = sim.report()
         assert serious(report) == [], [f.summary for f in report.findings]
         assert not by_category(report, "slow_agent")  # not even as idle slots
+        assert not by_category(report, "dispatch_bound")
     kinds = {k.kind: k for k in report.kinds}
     assert set(kinds) == {"resize", "search"}
     resize = kinds["resize"]
@@ -112,6 +113,38 @@ def test_waiting_while_agents_are_held_back_is_a_queue_stall_not_saturation() ->
     assert "while the 1 agent able to run them is only" in f.summary and "slow start" in f.summary
     assert figures(f)["allowed"] < figures(f)["capacity"] / 2
     assert serious(report) == []  # twenty seconds of a growing queue is no trend
+
+
+def test_burst_held_up_by_dispatch_turnaround_is_one_mesh_wide_finding() -> None:
+    # A result lands, and the slot it frees gets its next task one dispatch pass later (two passes out of
+    # three reach the agents): slots hold 1 ms handlers for 10 ms round trips, and sit a third of the time empty.
+    sim = Sim()
+    kinds = ("a.one", "a.two", "b.one", "b.two")
+    for i in range(3):
+        sim.add_agent(f"g{i}", capacity=8, service=0.001)
+    dispatch = sim.core.dispatch
+    passes = itertools.count()
+    sim.core.dispatch = lambda now: dispatch(now) if next(passes) % 3 != 2 else {}  # type: ignore[method-assign]
+    sim.run(1)
+    for kind in kinds:
+        sim.submit(kind, 750)
+    sim.run(20)
+    report = sim.report()
+    assert not by_category(report, "saturated_kind") and not by_category(report, "queue_stall")
+    [f] = by_category(report, "dispatch_bound")
+    assert f.severity == Severity.INFO and f.subject == ""
+    assert f.summary.startswith("tasks of 4 kinds (a.one, a.two, b.one and 1 more) wait ")
+    assert "tasks/s, and each slot spends" in f.summary and "in handlers)" in f.summary
+    fig = figures(f)
+    assert fig["kinds"] == 4 and {k for k in fig if k.startswith("kind:")} == {f"kind:{k}" for k in kinds}
+    assert fig["queue_share"] > 0.9 and 0.5 <= fig["busy_while_waiting"] < 0.85
+    assert fig["round_trip_ms"] > 5 * fig["handler_ms"] and 0.5 < fig["handler_ms"] < 1.5
+    # 24 slots, a 10 ms round trip every 15 ms: about 1,600 tasks/s.
+    assert 1200 < fig["throughput_per_s"] < 2000
+    assert "--capacity on those agents (now 8 slots each)" in f.recommendations[0]
+    assert any("steady stream" in r for r in f.recommendations)
+    assert any("coordinator's CPU" in r for r in f.recommendations)
+    assert serious(report) == []
 
 
 def test_unroutable_class_is_critical_after_a_while() -> None:
