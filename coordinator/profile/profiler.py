@@ -214,8 +214,14 @@ class Profiler:
         """Profile of the last `window_s` seconds (0 = the configured window), optionally of one kind or agent."""
         self._drain()
         self._note_cache(now)
-        if self._sampled_at is None and not self._closed:
-            self._sample(now)
+        if not self._closed:
+            if self._sampled_at is None:
+                self._sample(now)
+            else:
+                # Agents that connected since the last sample offer slots from
+                # their connection on; without this a report right after a
+                # short burst would see their busy time against no slots at all.
+                self._fleet.sample(now, self._core.registry.live())
         window = min(window_s if window_s > 0 else self._cfg.window_s, MAX_WINDOW_S)
         start = now - window
         span = window if self._started is None else max(1.0, min(window, now - self._started))

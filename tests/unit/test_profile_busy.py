@@ -113,3 +113,28 @@ def test_attempts_still_running_count_as_busy() -> None:
     sim.run(10)
     [agent] = sim.report().agents
     assert agent.succeeded == 0 and agent.utilization > 0.95
+
+
+def test_agents_that_joined_since_the_last_sample_offer_their_slots_to_a_report() -> None:
+    from coordinator.core.mesh import CoreConfig, MeshCore
+    from coordinator.core.model import Outcome, Registration, ResultIn, TaskState
+    from coordinator.profile.config import ProfilerConfig
+    from coordinator.profile.profiler import Profiler
+
+    core = MeshCore(CoreConfig())
+    profiler = Profiler(core, ProfilerConfig())
+    core.add_listener(profiler.on_change)
+    profiler.tick(T0)  # sampled before any agent exists
+    agent, _ = core.register(Registration("a", (), frozenset(), 2, "1", 2), T0 + 0.1)
+    # A short burst that keeps both slots busy, all before the next once-a-second sample.
+    core.submit([TaskSpec("k") for _ in range(40)], T0 + 0.1)
+    t = T0 + 0.1
+    while core.queue_depth or agent.in_flight:
+        for rec in core.dispatch(t).get("a", []):
+            core.frame("a", agent.session, t + 0.01, [ResultIn(rec.task_id, 1, TaskState.SUCCEEDED,
+                                                                Outcome(duration_us=9_000))], credits=1)
+        t += 0.01
+    report = profiler.report(t)
+    [a] = report.agents
+    assert a.utilization > 0.5, a  # not "0% busy": its slots count from its connection
+    assert not any(f.category == "queue_stall" for f in report.findings)
