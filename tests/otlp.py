@@ -85,8 +85,7 @@ class OtlpReceiver:
 
     def env(self, service: str = "") -> dict[str, str]:
         """Environment that points a swarmmesh process's tracing here, exporting promptly."""
-        env = {"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": self.endpoint,
-               "OTEL_BSP_SCHEDULE_DELAY": "100"}
+        env = tracing_env(self.endpoint)
         if service:
             env["OTEL_SERVICE_NAME"] = service
         return env
@@ -109,6 +108,11 @@ class OtlpReceiver:
         for s in self.spans:
             out.setdefault(s.trace_id, []).append(s)
         return out
+
+
+def tracing_env(endpoint: str) -> dict[str, str]:
+    """Environment that turns a swarmmesh process's tracing on towards `endpoint`, exporting promptly."""
+    return {"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "OTEL_BSP_SCHEDULE_DELAY": "100"}
 
 
 def receiver() -> Iterator[OtlpReceiver]:

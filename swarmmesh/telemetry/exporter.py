@@ -18,8 +18,6 @@ from collections import deque
 from typing import Any
 
 import grpc
-from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
 
 from swarmmesh.telemetry.config import TracingConfig
 from swarmmesh.telemetry.wire import SpanEncoder
@@ -37,29 +35,6 @@ _BACKOFF_MAX_S = 30.0
 _WARN_EVERY_S = 300.0
 
 
-def _set_value(value: common_pb2.AnyValue, v: Any) -> None:
-    # bool before int: bool is an int subclass.
-    if isinstance(v, str):
-        value.string_value = v
-    elif isinstance(v, bool):
-        value.bool_value = v
-    elif isinstance(v, int):
-        value.int_value = v
-    elif isinstance(v, float):
-        value.double_value = v
-    else:
-        value.string_value = str(v)
-
-
-def resource_to_proto(config: TracingConfig) -> resource_pb2.Resource:
-    res = resource_pb2.Resource()
-    for key, v in config.resource:
-        kv = res.attributes.add()
-        kv.key = key
-        _set_value(kv.value, v)
-    return res
-
-
 class SpanExporter:
     """Bounded span queue plus the thread that exports it; start() / stop(timeout)."""
 
@@ -72,7 +47,7 @@ class SpanExporter:
         self._stopping = False
         self._flush_deadline = 0.0
         self._thread: threading.Thread | None = None
-        self._encoder = SpanEncoder(resource_to_proto(config), "swarmmesh", scope_version)
+        self._encoder = SpanEncoder(config.resource, "swarmmesh", scope_version)
         self._down_until = 0.0
         self._backoff = _BACKOFF_MIN_S
         self._warned_at = 0.0

@@ -15,7 +15,6 @@ import struct
 from typing import Any
 
 from opentelemetry.proto.common.v1 import common_pb2
-from opentelemetry.proto.resource.v1 import resource_pb2
 
 _Q = struct.Struct("<Q").pack
 _D = struct.Struct("<d").pack
@@ -64,19 +63,25 @@ def _any_value(v: Any) -> bytes:
     return _field(b"\x0a", str(v).encode())
 
 
+def _key_value(key: str, value: Any) -> bytes:
+    """A KeyValue message's body."""
+    return _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value))
+
+
 def attribute(key: str, value: Any) -> bytes:
     """One Span.attributes entry, field key included."""
-    kv = _field(b"\x0a", key.encode()) + _field(b"\x12", _any_value(value))
-    return _field(_SPAN_ATTR, kv)
+    return _field(_SPAN_ATTR, _key_value(key, value))
 
 
 class SpanEncoder:
     """Encodes batches of recorded spans into ExportTraceServiceRequest bytes."""
 
-    def __init__(self, resource: resource_pb2.Resource, scope_name: str, scope_version: str) -> None:
+    def __init__(self, resource: tuple[tuple[str, Any], ...], scope_name: str, scope_version: str) -> None:
         scope = common_pb2.InstrumentationScope(name=scope_name, version=scope_version).SerializeToString()
-        # ResourceSpans: resource (1), then scope_spans (2) = ScopeSpans{scope (1), spans (2)...}.
-        self._resource_field = _field(b"\x0a", resource.SerializeToString())
+        # Resource: attributes (1). ResourceSpans: resource (1), then
+        # scope_spans (2) = ScopeSpans{scope (1), spans (2)...}.
+        attrs = b"".join(_field(b"\x0a", _key_value(k, v)) for k, v in resource)
+        self._resource_field = _field(b"\x0a", attrs)
         self._scope_field = _field(b"\x0a", scope)
         self._attrs: dict[tuple[str, Any, type], bytes] = {}
 

@@ -4,7 +4,6 @@ checked with a real OTLP/gRPC receiver in the test process."""
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import pytest
@@ -14,8 +13,8 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from swarmmesh import Client, TaskState
 from swarmmesh.telemetry import Tracer, TracingConfig
 from tests.integration.conftest import Mesh
-from tests.otlp import OtlpReceiver, ReceivedSpan, receiver
-from tests.support import assert_eventually
+from tests.otlp import OtlpReceiver, ReceivedSpan, receiver, tracing_env
+from tests.support import assert_eventually, free_port
 
 pytestmark = pytest.mark.integration
 
@@ -156,11 +155,7 @@ def test_sampling_keeps_each_trace_whole_or_absent(mesh: Mesh, otlp: OtlpReceive
 
 
 def test_a_closed_collector_port_changes_nothing(mesh: Mesh) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
-    env = {"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{closed}",
-           "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    env = tracing_env(f"http://127.0.0.1:{free_port()}")
     mesh.start_coordinator(env=env)
     for agent in ("a1", "a2"):
         mesh.start_sidecar(agent, env=env)
@@ -179,11 +174,8 @@ def test_a_closed_collector_port_changes_nothing(mesh: Mesh) -> None:
 
 
 def test_spans_flow_again_once_a_collector_comes_back(mesh: Mesh) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {"OTEL_SDK_DISABLED": "false", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
-           "OTEL_BSP_SCHEDULE_DELAY": "100"}
+    port = free_port()
+    env = tracing_env(f"http://127.0.0.1:{port}")
     mesh.start_coordinator(env=env)
     mesh.start_sidecar("a1", env=env)
     with Client(mesh.address, tracing=False) as client:
