@@ -188,8 +188,8 @@ class AsyncClient:
             return option
         if option is False:
             return None
-        config = TracingConfig.from_env("swarmmesh-client")
-        return Tracer(config, __version__) if option or config.endpoint_set else None
+        config = TracingConfig.from_env("swarmmesh-client", only_if_configured=not option)
+        return Tracer(config, __version__) if config.enabled else None
 
     async def _unary(self, method: str, request: Any, *, service: str = "tasks",
                      metadata: tuple[tuple[str, str], ...] | None = None) -> Any:

@@ -227,3 +227,9 @@ def test_a_tracer_is_live_while_its_collector_answers() -> None:
     assert not t.live
     assert Tracer.disabled().live  # nothing to export: recording is the no-op itself
 
+
+def test_only_if_configured_needs_an_endpoint() -> None:
+    assert not TracingConfig.from_env("svc", only_if_configured=True, env={}).enabled
+    cfg = TracingConfig.from_env("svc", only_if_configured=True, env={"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317"})
+    assert cfg.enabled and cfg.target == "c:4317" and ("service.name", "svc") in cfg.resource
+    assert TracingConfig.from_env("svc", only_if_configured=True, endpoint="http://c:1", env={}).enabled
