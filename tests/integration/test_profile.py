@@ -12,6 +12,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 
 import grpc
@@ -229,9 +230,11 @@ def test_cli_profile_json_and_text(faulty: Mesh) -> None:
 
 
 def test_healthy_mesh_raises_nothing(healthy: Mesh) -> None:
-    # Moderate load: batches of 8 tasks of 20 ms on 12 slots, each batch after the previous one.
+    # Moderate load: batches of 8 tasks of 20 ms on 12 slots, each batch 50 ms after the previous one
+    # ended, so no agent is busy more than about a quarter of the time, however the batches spread.
     for _ in range(6):
         run_all(healthy, [json_spec("work", {"ms": 20}) for _ in range(8)])
+        time.sleep(0.05)
     p = profile(healthy)
     assert not p.problems(), [f.summary for f in p.problems()]
     work = p.kind("work")
@@ -242,7 +245,8 @@ def test_healthy_mesh_raises_nothing(healthy: Mesh) -> None:
     assert phases["queue"].p50_ms < 20 and phases["total"].p50_ms < 100
     assert phases["execution"].share > 0.5
     assert {a.agent_id for a in p.agents} == {"w-0", "w-1", "w-2"}
-    assert all(a.utilization < 0.6 and a.slowdown < 2 for a in p.agents)
+    assert all(a.utilization < 0.6 and a.slowdown < 2 for a in p.agents), [
+        (a.agent_id, a.utilization, a.slowdown, a.succeeded) for a in p.agents]
 
 
 def test_bad_requests_name_the_field(healthy: Mesh) -> None:
