@@ -59,10 +59,18 @@ class AgentSession:
         self._kick()
 
     def send_acks(self, recorded: int, rejected: list[mesh_pb2.ResultAck]) -> None:
+        # The count of recorded results is informational: it rides on the next
+        # frame written anyway (see flush_count), so a lone task costs the
+        # agent's stream one frame each way instead of three messages.
         self._recorded += recorded
         if rejected:
             self._acks.extend(rejected)
-        self._kick()
+            self._kick()
+
+    def flush_count(self) -> None:
+        """Send the count of recorded results now if nothing else carried it."""
+        if self._recorded:
+            self._kick()
 
     def send_cancels(self, refs: list[tuple[str, int]]) -> None:
         self._cancels.extend(mesh_pb2.TaskRef(task_id=t, attempt=a) for t, a in refs)
@@ -167,6 +175,7 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
             await asyncio.wait({writer, reader, closer}, return_when=asyncio.FIRST_COMPLETED)
             if sess.close_status is None and not writer.done():
                 # Peer half-closed after its last results: let their acks go out.
+                sess.flush_count()
                 try:
                     await asyncio.wait_for(sess.flushed(), timeout=2.0)
                 except TimeoutError:
@@ -191,7 +200,11 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
                 return
             if frame.HasField("register"):
                 log.warning("agent %s sent register again on a live stream; ignored", sess.agent_id)
-            hb = convert.heartbeat_from_proto(frame.heartbeat) if frame.HasField("heartbeat") else None
+            hb = None
+            if frame.HasField("heartbeat"):
+                hb = convert.heartbeat_from_proto(frame.heartbeat)
+                # A count no frame carried lags the agent by one heartbeat at most.
+                sess.flush_count()
             try:
                 acks = core.frame(
                     sess.agent_id, sess.session, time.time(),

@@ -56,6 +56,8 @@ class RawSidecar:
         return out
 
     def wait_recorded(self, n: int) -> None:
+        # The count rides on the coordinator's next frame, which a heartbeat asks for.
+        self.send(mesh_pb2.SidecarFrame(heartbeat=mesh_pb2.Heartbeat()))
         self._pump(lambda: self.recorded >= n, f"{n} recorded results")
 
     def acks(self, n: int = 1) -> list[mesh_pb2.ResultAck]:
