@@ -16,20 +16,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
 import grpc
 
 from swarmmesh import _convert
-from swarmmesh._tracing import DECIDED_METADATA, SubmitTracing, current_parent
+from swarmmesh._session import MAX_WATCH_IDS, Session
+from swarmmesh._tracing import SubmitTracing, current_parent
 from swarmmesh._version import __version__
 from swarmmesh.errors import (
-    DeadlineExceeded,
     Internal,
     SwarmMeshError,
-    Unavailable,
     WaitTimeout,
     from_rpc_error,
 )
@@ -48,19 +47,14 @@ from swarmmesh.types import (
 )
 from swarmmesh.v1 import profile_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 
-__all__ = ["DEFAULT_ADDRESS", "AsyncClient"]
+__all__ = ["DEFAULT_ADDRESS", "MAX_SUBMIT_BATCH", "MAX_WATCH_IDS", "AsyncClient"]
 
 DEFAULT_ADDRESS = "127.0.0.1:7070"
 #: Send/receive limit on the channel; large enough for a 10,000-task batch of small payloads.
 MAX_MESSAGE_BYTES = 32 * 1024 * 1024
-#: Protocol limits (tasks.proto): tasks per SubmitTasks, ids per WatchTasks.
+#: Protocol limits (tasks.proto): tasks per submission; ids per watch (from _session).
 MAX_SUBMIT_BATCH = 10_000
-MAX_WATCH_IDS = 100_000
 
-_T = TypeVar("_T")
-# A submit() waiting for the next SubmitTasks call: its spec, its caller's
-# future, and the trace parent active where it was called.
-_Queued = tuple[TaskSpec, "asyncio.Future[SubmittedTask]", "TraceParent | None"]
 _LOOPBACK_PREFIXES = ("127.", "localhost", "[::1]", "::1", "unix:")
 
 
@@ -91,11 +85,6 @@ def _names(dependencies: str | Iterable[str]) -> list[str]:
         if not isinstance(name, str):
             raise TypeError(f"invalidate: dependency names must be strings, got {type(name).__name__}")
     return names
-
-
-def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class AsyncClient:
@@ -131,9 +120,9 @@ class AsyncClient:
         self._stub: Any = None
         self._profile_stub: Any = None
         self._closed = False
-        # Single submits waiting for the next SubmitTasks call (see submit()).
-        self._queued: list[_Queued] = []
-        self._submitter: asyncio.Task[None] | None = None
+        # Submits and waits go over one Session stream, opened on first use and
+        # again after it breaks.
+        self._session: Session | None = None
 
     @property
     def address(self) -> str:
@@ -154,14 +143,9 @@ class AsyncClient:
     async def close(self) -> None:
         """Close the channel; idempotent. Open watch streams are cancelled."""
         self._closed = True
-        if self._submitter is not None:
-            self._submitter.cancel()
-            await asyncio.gather(self._submitter, return_exceptions=True)
-            self._submitter = None
-        for _, waiter, _ in self._queued:
-            if not waiter.done():
-                waiter.set_exception(RuntimeError("the client was closed before the task was submitted"))
-        self._queued = []
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
         channel, self._channel, self._stub, self._profile_stub = self._channel, None, None, None
         if channel is not None:
             await channel.close()
@@ -181,6 +165,12 @@ class AsyncClient:
                 tracer.start()
                 self._tracing = SubmitTracing(tracer)
         return self._stub
+
+    def _open_session(self) -> Session:
+        stub = self._ensure_stub()
+        if self._session is None or self._session.broken:
+            self._session = Session(stub)
+        return self._session
 
     def _make_tracer(self) -> Tracer | None:
         option = self._tracing_option
@@ -235,46 +225,12 @@ class AsyncClient:
             trace_context=trace_context or {},
             max_attempts=max_attempts,
         )
-        # Natural coalescing: while one SubmitTasks call is in flight, concurrent
-        # submit() calls queue and go out together in the next call. Nothing
-        # waits on a timer, so a lone submit costs one round trip as before.
+        # Each submit is its own all-or-nothing SessionSubmit: concurrent calls
+        # share the session's next message, not each other's fate.
         self._ensure_stub()
-        waiter: asyncio.Future[SubmittedTask] = asyncio.get_running_loop().create_future()
-        self._queued.append((spec, waiter, current_parent() if self._tracing is not None else None))
-        if self._submitter is None or self._submitter.done():
-            self._submitter = asyncio.create_task(self._submit_queued(), name="swarmmesh-submit")
-        return (await asyncio.shield(waiter)).task_id
-
-    async def _submit_queued(self) -> None:
-        while self._queued:
-            batch, self._queued = self._queued[:MAX_SUBMIT_BATCH], self._queued[MAX_SUBMIT_BATCH:]
-            try:
-                results = await self._submit_batch([q[0] for q in batch], [q[2] for q in batch])
-            except Exception as exc:
-                if len(batch) > 1 and not isinstance(exc, Unavailable | DeadlineExceeded):
-                    # Calls are all-or-nothing: one caller's bad spec (or its
-                    # tenant's limit) must not reject the others', so each
-                    # goes again on its own and gets its own answer.
-                    await self._submit_each(batch)
-                else:
-                    for _, waiter, _ in batch:
-                        if not waiter.done():
-                            waiter.set_exception(exc)
-                continue
-            for (_, waiter, _), result in zip(batch, results, strict=True):
-                if not waiter.done():
-                    waiter.set_result(result)
-
-    async def _submit_each(self, batch: list[_Queued]) -> None:
-        for spec, waiter, parent in batch:
-            try:
-                (result,) = await self._submit_batch([spec], [parent])
-            except Exception as exc:
-                if not waiter.done():
-                    waiter.set_exception(exc)
-                continue
-            if not waiter.done():
-                waiter.set_result(result)
+        parent = current_parent() if self._tracing is not None else None
+        (result,) = await self._submit_batch([spec], [parent])
+        return result.task_id
 
     async def submit_many(self, specs: Iterable[TaskSpec], *, batch_size: int = 1000) -> list[SubmittedTask]:
         """Submit many tasks in ``SubmitTasks`` calls of ``batch_size``; results in input order.
@@ -317,25 +273,24 @@ class AsyncClient:
     async def _submit_batch(
         self, specs: Sequence[TaskSpec], parents: Sequence[TraceParent | None]
     ) -> list[SubmittedTask]:
-        request = _convert.submit_request_to_proto(specs)
+        msgs = [_convert.task_spec_to_proto(s) for s in specs]
+        session = self._open_session()
         tracing = self._tracing
         if tracing is None:
-            response = await self._unary("SubmitTasks", request)
+            results = await session.submit(msgs, False, self._timeout)
         else:
-            pending, started = tracing.prepare(request.tasks, parents)
+            pending, started = tracing.prepare(msgs, parents)
             try:
-                response = await self._unary("SubmitTasks", request, metadata=DECIDED_METADATA)
+                results = await session.submit(msgs, True, self._timeout)
             except SwarmMeshError as exc:
                 if pending:
-                    tracing.finish(pending, request.tasks, started, None, f"{type(exc).__name__}: {exc}")
+                    tracing.finish(pending, msgs, started, None, f"{type(exc).__name__}: {exc}")
                 raise
-            if pending and len(response.tasks) == len(specs):
-                tracing.finish(pending, request.tasks, started, response.tasks)
-        if len(response.tasks) != len(specs):
-            raise Internal(
-                f"coordinator answered {len(response.tasks)} results for {len(specs)} submitted tasks"
-            )
-        return [_convert.submitted_from_proto(t) for t in response.tasks]
+            if pending and len(results) == len(specs):
+                tracing.finish(pending, msgs, started, results)
+        if len(results) != len(specs):
+            raise Internal(f"coordinator answered {len(results)} results for {len(specs)} submitted tasks")
+        return [_convert.submitted_from_proto(t) for t in results]
 
     # -- reading --------------------------------------------------------------
 
@@ -407,21 +362,29 @@ class AsyncClient:
     ) -> AsyncGenerator[TaskInfo, None]:
         """Yield each task once, as it becomes terminal (already-terminal ones first).
 
-        Uses one ``WatchTasks`` server stream per 100,000 ids. Ids are
-        de-duplicated; an unknown id makes the stream fail with NotFound.
+        Watches on the client's session stream (100,000 ids per message). Ids
+        are de-duplicated; an unknown id fails the watch with NotFound.
         ``omit_payloads`` leaves payload and output bytes out of the updates.
+        If the session breaks (e.g. the coordinator restarts), the tasks not
+        yet seen are watched again on a new one, as long as the broken one
+        had made progress.
         """
         ids = _id_list(task_ids, "as_completed")
-        if not ids:
-            return
-        if len(ids) <= MAX_WATCH_IDS:
-            source = self._watch(ids, omit_payloads)
-        else:
-            source = self._watch_merged(list(_chunks(ids, MAX_WATCH_IDS)), omit_payloads)
-        # aclosing: when our caller stops early, close the stream now, not at garbage collection.
-        async with contextlib.aclosing(source) as tasks:
-            async for task in tasks:
-                yield task
+        remaining = dict.fromkeys(ids)
+        while remaining:
+            session = self._open_session()
+            watch = session.watch(list(remaining), omit_payloads)
+            progressed = False
+            try:
+                async for task in watch:
+                    del remaining[task.task_id]
+                    progressed = True
+                    yield task
+            except SwarmMeshError:
+                if not (session.broken and progressed):
+                    raise
+            finally:
+                watch.close()
 
     async def follow(
         self, tenant: str, *, all_updates: bool = False, omit_payloads: bool = False
@@ -444,68 +407,6 @@ class AsyncClient:
             raise from_rpc_error(exc) from exc
         finally:
             call.cancel()
-
-    async def _watch(self, ids: Sequence[str], omit_payloads: bool) -> AsyncGenerator[TaskInfo, None]:
-        stub = self._ensure_stub()
-        remaining = dict.fromkeys(ids)
-        while remaining:
-            progressed = False
-            call = stub.WatchTasks(
-                tasks_pb2.WatchTasksRequest(
-                    task_ids=list(remaining), all_updates=False, omit_payloads=omit_payloads
-                )
-            )
-            try:
-                async for response in call:
-                    for msg in response.tasks:
-                        if msg.task_id not in remaining:
-                            continue
-                        task = _convert.task_from_proto(msg)
-                        if not task.terminal:
-                            continue
-                        del remaining[msg.task_id]
-                        progressed = True
-                        yield task
-            except grpc.RpcError as exc:
-                raise from_rpc_error(exc) from exc
-            finally:
-                call.cancel()
-            # The server ends the stream once every watched task is terminal; an
-            # early end (e.g. a coordinator shutting down) is retried while it
-            # still makes progress, since terminal tasks are re-sent at once.
-            if remaining and not progressed:
-                raise Unavailable(f"watch stream ended with {len(remaining)} task(s) not yet finished")
-
-    async def _watch_merged(
-        self, chunks: list[Sequence[str]], omit_payloads: bool
-    ) -> AsyncGenerator[TaskInfo, None]:
-        results: asyncio.Queue[TaskInfo | BaseException | None] = asyncio.Queue()
-
-        async def pump(chunk: Sequence[str]) -> None:
-            try:
-                async with contextlib.aclosing(self._watch(chunk, omit_payloads)) as tasks:
-                    async for task in tasks:
-                        results.put_nowait(task)
-            except Exception as exc:
-                results.put_nowait(exc)
-            else:
-                results.put_nowait(None)
-
-        pumps = [asyncio.create_task(pump(chunk)) for chunk in chunks]
-        try:
-            finished = 0
-            while finished < len(pumps):
-                item = await results.get()
-                if item is None:
-                    finished += 1
-                elif isinstance(item, BaseException):
-                    raise item
-                else:
-                    yield item
-        finally:
-            for p in pumps:
-                p.cancel()
-            await asyncio.gather(*pumps, return_exceptions=True)
 
     # -- control --------------------------------------------------------------
 

@@ -10,7 +10,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import grpc
 
 from coordinator.core.model import AgentState, CoreError, StatusCode, TaskState
-from coordinator.service import convert
+from coordinator.service import convert, session
+from coordinator.service.session import CHUNK, MAX_WATCH_IDS
 from swarmmesh.telemetry.context import TRACE_DECIDED_HEADER
 from swarmmesh.v1 import tasks_pb2, tasks_pb2_grpc, types_pb2
 
@@ -19,11 +20,8 @@ if TYPE_CHECKING:
 
 R = TypeVar("R")
 STATUS: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
-MAX_WATCH_IDS = 100_000
 MAX_LIST = 10_000
 MAX_INVALIDATE_WAIT_MS = 60_000
-# Keep each WatchTasks message well under the message size limit.
-WATCH_CHUNK = 500
 
 
 def core_errors(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
@@ -55,15 +53,10 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
                           ) -> tasks_pb2.SubmitTasksResponse:
         decided = any(k == TRACE_DECIDED_HEADER for k, _ in context.invocation_metadata() or ())
-        specs = [convert.task_spec_from_proto(t, decided) for t in request.tasks]
-        now = time.time()
-        submitted = self._core.submit(specs, now)
-        self._c.schedule_dispatch()
-        self._c.cache_sync.observe(specs, now)
-        return tasks_pb2.SubmitTasksResponse(tasks=[
-            tasks_pb2.SubmittedTask(task_id=s.task_id, deduplicated=s.deduplicated, state=convert.wire_enum(s.state))
-            for s in submitted
-        ])
+        return tasks_pb2.SubmitTasksResponse(tasks=session.submitted_to_proto(self._c, request.tasks, decided))
+
+    async def Session(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
+        await session.serve(self._c, context)
 
     @core_errors
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext) -> types_pb2.Task:
@@ -110,8 +103,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
                 await watcher.event.wait()
                 watcher.event.clear()
                 tasks = watcher.take()
-                for i in range(0, len(tasks), WATCH_CHUNK):
-                    yield tasks_pb2.WatchTasksResponse(tasks=tasks[i:i + WATCH_CHUNK])
+                for i in range(0, len(tasks), CHUNK):
+                    yield tasks_pb2.WatchTasksResponse(tasks=tasks[i:i + CHUNK])
                 if watcher.done:
                     return
         finally:

@@ -15,7 +15,7 @@ from swarmmesh.v1 import types_pb2
 
 
 class Watcher:
-    def __init__(self, all_updates: bool, payloads: bool) -> None:
+    def __init__(self, all_updates: bool, payloads: bool, event: asyncio.Event | None = None) -> None:
         self.all_updates = all_updates
         self.payloads = payloads
         self.remaining: set[str] = set()
@@ -24,7 +24,8 @@ class Watcher:
         # Terminal records are final, so they are serialised lazily when sent;
         # intermediate updates are serialised at once, before they change again.
         self._buffer: list[TaskRecord | types_pb2.Task] = []
-        self.event = asyncio.Event()
+        # Shared when one writer serves several watchers (a client session).
+        self.event = event or asyncio.Event()
 
     def push(self, rec: TaskRecord) -> None:
         if rec.state.terminal:
@@ -72,9 +73,12 @@ class WatchHub:
         return w
 
     def subscribe(self, recs: Iterable[TaskRecord], *, all_updates: bool, payloads: bool) -> Watcher:
-        w = Watcher(all_updates, payloads)
+        return self.add(Watcher(all_updates, payloads), recs)
+
+    def add(self, w: Watcher, recs: Iterable[TaskRecord]) -> Watcher:
+        """Watch these tasks too (terminal ones are pushed at once)."""
         for rec in recs:
-            if rec.state.terminal or all_updates:
+            if rec.state.terminal or w.all_updates:
                 w.push(rec)
             if not rec.state.terminal and rec.task_id not in w.remaining:
                 w.remaining.add(rec.task_id)

@@ -181,3 +181,53 @@ class ClusterStats(_message.Message):
     invalidation_seq: int
     warmups_total: int
     def __init__(self, tasks_by_state: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[int] = ..., agents_ready: _Optional[int] = ..., agents_draining: _Optional[int] = ..., capacity_total: _Optional[int] = ..., in_flight: _Optional[int] = ..., submitted_total: _Optional[int] = ..., succeeded_total: _Optional[int] = ..., failed_total: _Optional[int] = ..., cancelled_total: _Optional[int] = ..., stale_results_total: _Optional[int] = ..., reassigned_total: _Optional[int] = ..., deduplicated_total: _Optional[int] = ..., evicted_total: _Optional[int] = ..., uptime_s: _Optional[float] = ..., agents: _Optional[_Iterable[_Union[_types_pb2.Agent, _Mapping]]] = ..., invalidations_total: _Optional[int] = ..., invalidation_epoch: _Optional[str] = ..., invalidation_seq: _Optional[int] = ..., warmups_total: _Optional[int] = ...) -> None: ...
+
+class SessionRequest(_message.Message):
+    __slots__ = ("submits", "watches")
+    SUBMITS_FIELD_NUMBER: _ClassVar[int]
+    WATCHES_FIELD_NUMBER: _ClassVar[int]
+    submits: _containers.RepeatedCompositeFieldContainer[SessionSubmit]
+    watches: _containers.RepeatedCompositeFieldContainer[SessionWatch]
+    def __init__(self, submits: _Optional[_Iterable[_Union[SessionSubmit, _Mapping]]] = ..., watches: _Optional[_Iterable[_Union[SessionWatch, _Mapping]]] = ...) -> None: ...
+
+class SessionSubmit(_message.Message):
+    __slots__ = ("id", "tasks", "trace_decided")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    TRACE_DECIDED_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    tasks: _containers.RepeatedCompositeFieldContainer[_types_pb2.TaskSpec]
+    trace_decided: bool
+    def __init__(self, id: _Optional[int] = ..., tasks: _Optional[_Iterable[_Union[_types_pb2.TaskSpec, _Mapping]]] = ..., trace_decided: _Optional[bool] = ...) -> None: ...
+
+class SessionWatch(_message.Message):
+    __slots__ = ("id", "task_ids", "omit_payloads")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    OMIT_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    omit_payloads: bool
+    def __init__(self, id: _Optional[int] = ..., task_ids: _Optional[_Iterable[str]] = ..., omit_payloads: _Optional[bool] = ...) -> None: ...
+
+class SessionResponse(_message.Message):
+    __slots__ = ("acks", "finished")
+    ACKS_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_FIELD_NUMBER: _ClassVar[int]
+    acks: _containers.RepeatedCompositeFieldContainer[SessionAck]
+    finished: _containers.RepeatedCompositeFieldContainer[_types_pb2.Task]
+    def __init__(self, acks: _Optional[_Iterable[_Union[SessionAck, _Mapping]]] = ..., finished: _Optional[_Iterable[_Union[_types_pb2.Task, _Mapping]]] = ...) -> None: ...
+
+class SessionAck(_message.Message):
+    __slots__ = ("id", "code", "message", "tasks", "retry_after_ms")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    RETRY_AFTER_MS_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    code: int
+    message: str
+    tasks: _containers.RepeatedCompositeFieldContainer[SubmittedTask]
+    retry_after_ms: int
+    def __init__(self, id: _Optional[int] = ..., code: _Optional[int] = ..., message: _Optional[str] = ..., tasks: _Optional[_Iterable[_Union[SubmittedTask, _Mapping]]] = ..., retry_after_ms: _Optional[int] = ...) -> None: ...

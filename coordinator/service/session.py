@@ -1,0 +1,195 @@
+"""TaskService.Session: a client's submissions and awaited results on one stream.
+
+A unary call costs grpc's Python stack about ten times a stream message, so a
+client that submits or waits for tasks one by one at a high rate pays for
+calls, not for work. On a session each SessionSubmit and SessionWatch is
+handled as its unary form would be (same validation, same statuses) but is
+answered by a SessionAck in the response stream. A bad item fails alone and
+the stream goes on; the stream itself only ends when the client ends it.
+
+Writing follows the agents' streams: whatever queued (acks, finished tasks)
+while the previous write was in flight goes out as one message, with no
+timer. A client that stops reading stops being read: past MAX_PENDING_ACKS
+unsent acks the reader waits, so its frames back up in gRPC flow control and
+not in the coordinator's memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+import grpc
+
+from coordinator.core.model import CoreError, StatusCode
+from coordinator.service import convert
+from coordinator.service.watch import Watcher
+from swarmmesh.v1 import tasks_pb2, types_pb2
+
+if TYPE_CHECKING:
+    from coordinator.server import Coordinator
+
+# Unfinished tasks one session may watch at a time.
+MAX_SESSION_WATCHED = 1_000_000
+# Ids per SessionWatch and per WatchTasks stream.
+MAX_WATCH_IDS = 100_000
+# Unsent acks past which the session stops reading its client's frames.
+MAX_PENDING_ACKS = 10_000
+# Finished tasks per Session or WatchTasks message: well under the message size limit.
+CHUNK = 500
+
+
+def submitted_to_proto(coord: Coordinator, tasks: Iterable[types_pb2.TaskSpec], decided: bool
+                       ) -> list[tasks_pb2.SubmittedTask]:
+    """Accept one all-or-nothing batch (SubmitTasks or a SessionSubmit); raises CoreError."""
+    specs = [convert.task_spec_from_proto(t, decided) for t in tasks]
+    now = time.time()
+    submitted = coord.core.submit(specs, now)
+    coord.schedule_dispatch()
+    coord.cache_sync.observe(specs, now)
+    return [tasks_pb2.SubmittedTask(task_id=s.task_id, deduplicated=s.deduplicated,
+                                    state=convert.wire_enum(s.state)) for s in submitted]
+
+
+def _failed(item_id: int, e: CoreError) -> tasks_pb2.SessionAck:
+    return tasks_pb2.SessionAck(id=item_id, code=int(e.code), message=e.message, retry_after_ms=e.retry_after_ms)
+
+
+class SessionWatcher(Watcher):
+    """All of a session's watches. A task is sent once when it finishes, with its payloads if
+    any watch asked for them (the client hands it to every watch of that task)."""
+
+    def __init__(self, event: asyncio.Event) -> None:
+        super().__init__(False, False, event)
+        self.with_payloads: set[str] = set()
+
+    def take(self) -> list[types_pb2.Task]:
+        items, self._buffer = self._buffer, []
+        out = []
+        for rec in items:
+            if isinstance(rec, types_pb2.Task):  # only with all_updates, which sessions do not use
+                out.append(rec)
+                continue
+            payloads = rec.task_id in self.with_payloads
+            if payloads:
+                self.with_payloads.discard(rec.task_id)
+            out.append(convert.task_to_proto(rec, payloads=payloads))
+        return out
+
+
+class ClientSession:
+    """The coordinator's end of one session: its watchers and outbox."""
+
+    def __init__(self, coord: Coordinator) -> None:
+        self._c = coord
+        self._acks: list[tasks_pb2.SessionAck] = []
+        # Wakes the writer: set by acks and by the watchers' pushes.
+        self.wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._watcher = SessionWatcher(self.wake)
+
+    # -- reading ------------------------------------------------------------
+
+    def handle(self, request: tasks_pb2.SessionRequest) -> None:
+        for sub in request.submits:
+            try:
+                ack = tasks_pb2.SessionAck(id=sub.id, tasks=submitted_to_proto(self._c, sub.tasks,
+                                                                               sub.trace_decided))
+            except CoreError as e:
+                ack = _failed(sub.id, e)
+            self._acks.append(ack)
+        for watch in request.watches:
+            try:
+                self._watch(watch)
+                ack = tasks_pb2.SessionAck(id=watch.id)
+            except CoreError as e:
+                ack = _failed(watch.id, e)
+            self._acks.append(ack)
+        if self._acks:
+            if len(self._acks) >= MAX_PENDING_ACKS:
+                self._room.clear()
+            self.wake.set()
+
+    def _watch(self, watch: tasks_pb2.SessionWatch) -> None:
+        ids = list(dict.fromkeys(watch.task_ids))
+        if not ids:
+            raise CoreError(StatusCode.INVALID_ARGUMENT, "task_ids: is empty: name at least one task")
+        if len(ids) > MAX_WATCH_IDS:
+            raise CoreError(StatusCode.INVALID_ARGUMENT,
+                            f"task_ids: {len(ids)} ids, the limit per watch is {MAX_WATCH_IDS}")
+        core = self._c.core
+        recs = [core.get(t) for t in ids]  # NOT_FOUND names the id
+        if self.watching + len(ids) > MAX_SESSION_WATCHED:
+            raise CoreError(StatusCode.RESOURCE_EXHAUSTED,
+                            f"task_ids: this session already watches {self.watching} unfinished tasks; "
+                            f"{len(ids)} more would pass the limit of {MAX_SESSION_WATCHED}")
+        if not watch.omit_payloads:
+            # Before add(): a task that is terminal already is pushed at once.
+            self._watcher.with_payloads.update(ids)
+        self._c.hub.add(self._watcher, recs)
+
+    @property
+    def watching(self) -> int:
+        return len(self._watcher.remaining)
+
+    async def room(self) -> None:
+        """Return once the outbox can take more acks."""
+        await self._room.wait()
+
+    # -- writing ------------------------------------------------------------
+
+    def take(self) -> list[tasks_pb2.SessionResponse]:
+        """Everything queued, as response messages of at most CHUNK finished tasks each."""
+        acks, self._acks = self._acks, []
+        self._room.set()
+        finished = self._watcher.take()
+        out = [tasks_pb2.SessionResponse(acks=acks, finished=finished[:CHUNK])]
+        for i in range(CHUNK, len(finished), CHUNK):
+            out.append(tasks_pb2.SessionResponse(finished=finished[i:i + CHUNK]))
+        return out if acks or finished else []
+
+    @property
+    def idle(self) -> bool:
+        """Nothing to send and nothing watched."""
+        return not self._acks and self._watcher.done
+
+    def close(self) -> None:
+        self._c.hub.unsubscribe(self._watcher)
+
+
+async def serve(coord: Coordinator, context: grpc.aio.ServicerContext) -> None:
+    """Run one session until the client ends it; after a half-close, until nothing is left to send."""
+    sess = ClientSession(coord)
+    reading = True
+
+    async def read() -> None:
+        nonlocal reading
+        try:
+            while True:
+                await sess.room()
+                request = await context.read()
+                if request is grpc.aio.EOF:
+                    reading = False
+                    return
+                sess.handle(request)
+        finally:
+            sess.wake.set()  # the writer looks at how reading ended
+
+    reader = asyncio.create_task(read(), name="session-reader")
+    try:
+        while True:
+            await sess.wake.wait()
+            sess.wake.clear()
+            if reader.done() and reading:
+                reader.result()  # the stream broke: end the handler with its error
+            for response in sess.take():
+                await context.write(response)
+            if not reading and sess.idle:
+                return
+    finally:
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        sess.close()

@@ -1,0 +1,233 @@
+"""The client's end of ``TaskService.Session``: submits and watches on one stream.
+
+Every submit and every wait of an :class:`~swarmmesh.client.AsyncClient`
+goes through one session, so each costs a stream message instead of a call.
+A writer task sends whatever queued while its previous write was in flight as
+one ``SessionRequest`` (natural coalescing, no timers); a reader task hands
+each ``SessionAck`` to the caller waiting for it and each finished task to
+every watch of it.
+
+When the stream breaks, everything waiting on it fails with the error, and
+the client opens a new session on next use. Whether a submit whose ack never
+came was accepted is unknown, exactly as for a unary call that fails in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, TypeVar
+
+import grpc
+
+from swarmmesh import _convert
+from swarmmesh.errors import DeadlineExceeded, SwarmMeshError, Unavailable, error_for, from_rpc_error
+from swarmmesh.types import TaskInfo
+from swarmmesh.v1 import tasks_pb2, types_pb2
+
+_Item = TypeVar("_Item", tasks_pb2.SessionSubmit, tasks_pb2.SessionWatch)
+_STATUS: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
+#: Ids per SessionWatch (the protocol's limit).
+MAX_WATCH_IDS = 100_000
+# A request message is cut after the item that takes it past this size.
+_FRAME_BYTES = 4 * 1024 * 1024
+
+
+def ack_error(ack: tasks_pb2.SessionAck) -> SwarmMeshError:
+    return error_for(_STATUS.get(ack.code, grpc.StatusCode.UNKNOWN), ack.message)
+
+
+class Watch:
+    """Terminal states of some tasks, each once, in the order they finish."""
+
+    def __init__(self, session: Session, ids: Sequence[str]) -> None:
+        self._session = session
+        self.remaining = set(ids)
+        self._total = len(self.remaining)
+        self._queue: asyncio.Queue[TaskInfo | BaseException] = asyncio.Queue()
+
+    def deliver(self, task: TaskInfo) -> None:
+        if task.task_id in self.remaining:
+            self.remaining.discard(task.task_id)
+            self._queue.put_nowait(task)
+
+    def fail(self, exc: BaseException) -> None:
+        self._queue.put_nowait(exc)
+
+    def close(self) -> None:
+        """Stop routing this watch's tasks to it (the coordinator still sends them once)."""
+        self._session.forget(self)
+
+    async def __aiter__(self) -> AsyncIterator[TaskInfo]:
+        delivered = 0
+        while delivered < self._total:
+            item = await self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            delivered += 1
+            yield item
+
+
+def _cut(queue: list[_Item], budget: int) -> tuple[list[_Item], int]:
+    """Take items off the front of `queue` while `budget` bytes last (at least one); and what is left."""
+    n = 0
+    for item in queue:
+        if budget <= 0 and n:
+            break
+        budget -= item.ByteSize()
+        n += 1
+    taken = queue[:n]
+    del queue[:n]
+    return taken, budget
+
+
+class Session:
+    def __init__(self, stub: Any) -> None:
+        self._call = stub.Session()
+        self._ids = itertools.count(1)
+        self._submits: list[tasks_pb2.SessionSubmit] = []
+        self._watches: list[tasks_pb2.SessionWatch] = []
+        self._pending: dict[int, asyncio.Future[tasks_pb2.SessionAck] | Watch] = {}
+        self._routes: dict[str, list[Watch]] = {}
+        self._wake = asyncio.Event()
+        self.error: SwarmMeshError | None = None
+        self._writer = asyncio.create_task(self._write_loop(), name="swarmmesh-session-writer")
+        self._reader = asyncio.create_task(self._read_loop(), name="swarmmesh-session-reader")
+
+    @property
+    def broken(self) -> bool:
+        return self.error is not None
+
+    # -- operations -------------------------------------------------------------
+
+    async def submit(self, tasks: Sequence[types_pb2.TaskSpec], decided: bool,
+                     timeout: float | None  # noqa: ASYNC109 (the client's per-call deadline)
+                     ) -> list[tasks_pb2.SubmittedTask]:
+        """One all-or-nothing batch; raises the error its SubmitTasks call would have."""
+        if self.error is not None:
+            raise self.error
+        item_id = next(self._ids)
+        waiter: asyncio.Future[tasks_pb2.SessionAck] = asyncio.get_running_loop().create_future()
+        self._pending[item_id] = waiter
+        self._submits.append(tasks_pb2.SessionSubmit(id=item_id, tasks=tasks, trace_decided=decided))
+        self._wake.set()
+        try:
+            async with asyncio.timeout(timeout):
+                ack = await waiter
+        except TimeoutError:
+            raise DeadlineExceeded(f"no answer to the submission within {timeout} s") from None
+        finally:
+            self._pending.pop(item_id, None)  # a caller that gave up no longer waits
+        if ack.code:
+            raise ack_error(ack)
+        return list(ack.tasks)
+
+    def watch(self, ids: Sequence[str], omit_payloads: bool) -> Watch:
+        """Start watching `ids` (distinct); iterate the result for their terminal states."""
+        if self.error is not None:
+            raise self.error
+        w = Watch(self, ids)
+        for task_id in ids:
+            self._routes.setdefault(task_id, []).append(w)
+        for i in range(0, len(ids), MAX_WATCH_IDS):
+            item_id = next(self._ids)
+            self._pending[item_id] = w
+            self._watches.append(tasks_pb2.SessionWatch(id=item_id, task_ids=ids[i:i + MAX_WATCH_IDS],
+                                                        omit_payloads=omit_payloads))
+        self._wake.set()
+        return w
+
+    def forget(self, w: Watch) -> None:
+        for task_id in w.remaining:
+            watches = self._routes.get(task_id)
+            if watches is None:
+                continue
+            if w in watches:
+                watches.remove(w)
+            if not watches:
+                del self._routes[task_id]
+        w.remaining.clear()
+
+    async def close(self) -> None:
+        self._fail(Unavailable("the client was closed"))
+        self._call.cancel()
+        for t in (self._writer, self._reader):
+            t.cancel()
+        await asyncio.gather(self._writer, self._reader, return_exceptions=True)
+
+    # -- the stream ---------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                while self._submits or self._watches:
+                    await self._call.write(self._take())
+        except grpc.RpcError as exc:
+            self._fail(from_rpc_error(exc))
+        except (asyncio.InvalidStateError, grpc.aio.UsageError):
+            # The call ended under the write; the reader reports why.
+            pass
+
+    def _take(self) -> tasks_pb2.SessionRequest:
+        """The queued items, up to about _FRAME_BYTES; the rest waits for the next write."""
+        submits, left = _cut(self._submits, _FRAME_BYTES)
+        watches, _ = _cut(self._watches, left)
+        return tasks_pb2.SessionRequest(submits=submits, watches=watches)
+
+    async def _read_loop(self) -> None:
+        error: SwarmMeshError = Unavailable("the coordinator ended the session")
+        try:
+            async for response in self._call:
+                for ack in response.acks:
+                    self._on_ack(ack)
+                if response.finished:
+                    self._on_finished(response.finished)
+        except grpc.RpcError as exc:
+            error = from_rpc_error(exc)
+        self._fail(error)
+
+    def _on_ack(self, ack: tasks_pb2.SessionAck) -> None:
+        waiter = self._pending.pop(ack.id, None)
+        if waiter is None:
+            return  # its caller gave up (timeout)
+        if isinstance(waiter, Watch):
+            if ack.code:
+                self.forget(waiter)
+                waiter.fail(ack_error(ack))
+        elif not waiter.done():
+            waiter.set_result(ack)
+
+    def _on_finished(self, tasks: Sequence[types_pb2.Task]) -> None:
+        routes = self._routes
+        for msg in tasks:
+            watches = routes.pop(msg.task_id, None)
+            if watches is None:
+                continue  # watched by a caller that stopped early
+            task = _convert.task_from_proto(msg)
+            for w in watches:
+                w.deliver(task)
+
+    def _fail(self, error: SwarmMeshError) -> None:
+        if self.error is None:
+            self.error = error
+        pending, self._pending = self._pending, {}
+        failed: set[int] = set()
+        for waiter in pending.values():
+            if isinstance(waiter, Watch):
+                if id(waiter) not in failed:
+                    failed.add(id(waiter))
+                    waiter.fail(self.error)
+            elif not waiter.done():
+                waiter.set_exception(self.error)
+        # Watches whose acks came but whose tasks did not.
+        for watches in self._routes.values():
+            for w in watches:
+                if id(w) not in failed:
+                    failed.add(id(w))
+                    w.fail(self.error)
+        self._routes.clear()
+        self._submits.clear()
+        self._watches.clear()
