@@ -38,6 +38,11 @@ def ack_error(ack: tasks_pb2.SessionAck) -> SwarmMeshError:
     return error_for(_STATUS.get(ack.code, grpc.StatusCode.UNKNOWN), ack.message)
 
 
+def _copy(error: SwarmMeshError) -> SwarmMeshError:
+    """One exception per caller: callers add notes and accepted ids to what they catch."""
+    return error_for(error.code, error.details)
+
+
 class Watch:
     """Terminal states of some tasks, each once, in the order they finish."""
 
@@ -106,7 +111,7 @@ class Session:
                      ) -> list[tasks_pb2.SubmittedTask]:
         """One all-or-nothing batch; raises the error its SubmitTasks call would have."""
         if self.error is not None:
-            raise self.error
+            raise _copy(self.error)
         item_id = next(self._ids)
         waiter: asyncio.Future[tasks_pb2.SessionAck] = asyncio.get_running_loop().create_future()
         self._pending[item_id] = waiter
@@ -126,7 +131,7 @@ class Session:
     def watch(self, ids: Sequence[str], omit_payloads: bool) -> Watch:
         """Start watching `ids` (distinct); iterate the result for their terminal states."""
         if self.error is not None:
-            raise self.error
+            raise _copy(self.error)
         w = Watch(self, ids)
         for task_id in ids:
             self._routes.setdefault(task_id, []).append(w)
@@ -152,8 +157,6 @@ class Session:
     async def close(self) -> None:
         self._fail(Unavailable("the client was closed"))
         self._call.cancel()
-        for t in (self._writer, self._reader):
-            t.cancel()
         await asyncio.gather(self._writer, self._reader, return_exceptions=True)
 
     # -- the stream ---------------------------------------------------------------
@@ -211,23 +214,29 @@ class Session:
                 w.deliver(task)
 
     def _fail(self, error: SwarmMeshError) -> None:
+        """The session is over: fail everything waiting on it, and end both tasks."""
         if self.error is None:
             self.error = error
+        error = self.error
+        current = asyncio.current_task()
+        for t in (self._writer, self._reader):
+            if t is not current:
+                t.cancel()
         pending, self._pending = self._pending, {}
         failed: set[int] = set()
         for waiter in pending.values():
             if isinstance(waiter, Watch):
                 if id(waiter) not in failed:
                     failed.add(id(waiter))
-                    waiter.fail(self.error)
+                    waiter.fail(_copy(error))
             elif not waiter.done():
-                waiter.set_exception(self.error)
+                waiter.set_exception(_copy(error))
         # Watches whose acks came but whose tasks did not.
         for watches in self._routes.values():
             for w in watches:
                 if id(w) not in failed:
                     failed.add(id(w))
-                    w.fail(self.error)
+                    w.fail(_copy(error))
         self._routes.clear()
         self._submits.clear()
         self._watches.clear()

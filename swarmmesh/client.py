@@ -381,7 +381,7 @@ class AsyncClient:
                     progressed = True
                     yield task
             except SwarmMeshError:
-                if not (session.broken and progressed):
+                if not (session.broken and progressed) or self._closed:
                     raise
             finally:
                 watch.close()
