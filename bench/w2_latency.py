@@ -4,11 +4,17 @@ Arrivals follow a precomputed Poisson schedule and never wait for earlier
 tasks (open loop). Each latency runs from the task's *intended* send time,
 so a client that falls behind is charged for it (no coordinated omission).
 Results arrive on one follow_tenant stream opened before the first submit.
+
+A pacing thread releases each arrival: the event loop's own timers wake in
+whole milliseconds (epoll), which would make the generator itself about half
+a millisecond late on average. The thread sleeps with the OS's finer timer
+and hands each arrival to the loop, whose wake-up is still charged to us.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +23,17 @@ from typing import Any
 from bench.mesh import bench_mesh, meter_for
 from bench.stats import latency_summary_ms, poisson_offsets
 from swarmmesh.client import AsyncClient
+
+
+def _pace(loop: asyncio.AbstractEventLoop, start: float, schedule: list[float], release: Any,
+          stop: threading.Event) -> None:
+    """Call `release(at)` on the loop at each intended time (perf_counter seconds)."""
+    for offset in schedule:
+        at = start + offset
+        delay = at - time.perf_counter()
+        if delay > 0 and stop.wait(delay):
+            return
+        loop.call_soon_threadsafe(release, at)
 
 
 async def _open_loop(client: AsyncClient, rate: float, duration_s: float, seed: int) -> dict[str, Any]:
@@ -37,23 +54,36 @@ async def _open_loop(client: AsyncClient, rate: float, duration_s: float, seed: 
     await asyncio.sleep(0.2)  # the follow stream is open before the first arrival
     loop = asyncio.get_running_loop()
     submits: set[asyncio.Task[None]] = set()
+    released = asyncio.Event()
+    if not schedule:
+        released.set()
 
     async def submit(at: float) -> None:
         sent_late.append(time.perf_counter() - at)
         task_id = await client.submit("noop", tenant=tenant)
         intended[task_id] = at
 
-    start = time.perf_counter() + 0.05
-    for offset in schedule:
-        at = start + offset
-        delay = at - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
+    left = [len(schedule)]
+
+    def release(at: float) -> None:
         t_ = loop.create_task(submit(at))
         submits.add(t_)
         t_.add_done_callback(submits.discard)
-    if submits:
-        await asyncio.gather(*submits)
+        left[0] -= 1
+        if not left[0]:
+            released.set()
+
+    stop = threading.Event()
+    pacer = threading.Thread(target=_pace, args=(loop, time.perf_counter() + 0.05, schedule, release, stop),
+                             name="w2-pacer", daemon=True)
+    pacer.start()
+    try:
+        await released.wait()
+        if submits:
+            await asyncio.gather(*submits)
+    finally:
+        stop.set()
+        await asyncio.to_thread(pacer.join)
     all_in.set()
     if len(finished) < len(schedule):
         await asyncio.wait_for(collector, timeout=60)
