@@ -46,8 +46,10 @@ def _copy(error: SwarmMeshError) -> SwarmMeshError:
 class Watch:
     """Terminal states of some tasks, each once, in the order they finish."""
 
-    def __init__(self, session: Session, ids: Sequence[str]) -> None:
+    def __init__(self, session: Session, ids: Sequence[str], lean: bool) -> None:
         self._session = session
+        # Asked for no payloads: a copy without them will do.
+        self.lean = lean
         self.remaining = set(ids)
         self._total = len(self.remaining)
         self._queue: asyncio.Queue[TaskInfo | BaseException] = asyncio.Queue()
@@ -132,7 +134,7 @@ class Session:
         """Start watching `ids` (distinct); iterate the result for their terminal states."""
         if self.error is not None:
             raise _copy(self.error)
-        w = Watch(self, ids)
+        w = Watch(self, ids, omit_payloads)
         for task_id in ids:
             self._routes.setdefault(task_id, []).append(w)
         for i in range(0, len(ids), MAX_WATCH_IDS):
@@ -187,7 +189,9 @@ class Session:
                 for ack in response.acks:
                     self._on_ack(ack)
                 if response.finished:
-                    self._on_finished(response.finished)
+                    self._on_finished(response.finished, True)
+                if response.finished_without_payloads:
+                    self._on_finished(response.finished_without_payloads, False)
         except grpc.RpcError as exc:
             error = from_rpc_error(exc)
         self._fail(error)
@@ -203,14 +207,28 @@ class Session:
         elif not waiter.done():
             waiter.set_result(ack)
 
-    def _on_finished(self, tasks: Sequence[types_pb2.Task]) -> None:
+    def _on_finished(self, tasks: Sequence[types_pb2.Task], whole: bool) -> None:
+        """Hand each copy to the watches it serves: a whole copy to all of the task's watches, a
+        lean one only to those that asked for no payloads."""
         routes = self._routes
         for msg in tasks:
-            watches = routes.pop(msg.task_id, None)
+            watches = routes.get(msg.task_id)
             if watches is None:
-                continue  # watched by a caller that stopped early
+                continue  # watched by a caller that stopped early, or served by an earlier copy
+            if whole:
+                served = watches
+                del routes[msg.task_id]
+            else:
+                served = [w for w in watches if w.lean]
+                if not served:
+                    continue
+                rest = [w for w in watches if not w.lean]
+                if rest:
+                    routes[msg.task_id] = rest
+                else:
+                    del routes[msg.task_id]
             task = _convert.task_from_proto(msg)
-            for w in watches:
+            for w in served:
                 w.deliver(task)
 
     def _fail(self, error: SwarmMeshError) -> None:

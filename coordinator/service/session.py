@@ -9,14 +9,16 @@ the stream goes on; the stream itself only ends when the client ends it.
 
 Writing follows the agents' streams: whatever queued (acks, finished tasks)
 while the previous write was in flight goes out as one message, with no
-timer. A client that stops reading stops being read: past MAX_PENDING_ACKS
-unsent acks the reader waits, so its frames back up in gRPC flow control and
-not in the coordinator's memory.
+timer. A client that stops reading stops being read: past MAX_PENDING unsent
+acks and finished tasks the reader waits, so its frames back up in gRPC flow
+control and not in the coordinator's memory. Finished tasks are converted to
+messages only as they are written, CHUNK at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -31,12 +33,16 @@ from swarmmesh.v1 import tasks_pb2, types_pb2
 if TYPE_CHECKING:
     from coordinator.server import Coordinator
 
+log = logging.getLogger(__name__)
+
 # Unfinished tasks one session may watch at a time.
 MAX_SESSION_WATCHED = 1_000_000
 # Ids per SessionWatch and per WatchTasks stream.
 MAX_WATCH_IDS = 100_000
-# Unsent acks past which the session stops reading its client's frames.
-MAX_PENDING_ACKS = 10_000
+# Unsent acks and finished-task copies past which the session stops reading its client's frames.
+MAX_PENDING = 10_000
+# Submitted tasks acknowledged per response message (each SubmittedTask is small).
+ACK_TASKS = 20_000
 # Finished tasks per Session or WatchTasks message: well under the message size limit.
 CHUNK = 500
 
@@ -58,25 +64,31 @@ def _failed(item_id: int, e: CoreError) -> tasks_pb2.SessionAck:
 
 
 class SessionWatcher(Watcher):
-    """All of a session's watches. A task is sent once when it finishes, with its payloads if
-    any watch asked for them (the client hands it to every watch of that task)."""
+    """All of a session's watches. A task that finishes is sent once, whole if any watch wants its
+    payloads (the client hands a whole copy to every watch of it, a lean one to the lean ones)."""
 
     def __init__(self, event: asyncio.Event) -> None:
         super().__init__(False, False, event)
+        # Tasks with a watch that wants payloads and has not been sent its copy.
         self.with_payloads: set[str] = set()
 
-    def take(self) -> list[types_pb2.Task]:
-        items, self._buffer = self._buffer, []
-        out = []
+    @property
+    def queued(self) -> int:
+        return len(self._buffer)
+
+    def take_some(self, limit: int) -> tuple[list[types_pb2.Task], list[types_pb2.Task]]:
+        """Up to `limit` queued copies, converted now: (whole, without payloads)."""
+        items, self._buffer = self._buffer[:limit], self._buffer[limit:]
+        whole: list[types_pb2.Task] = []
+        lean: list[types_pb2.Task] = []
         for rec in items:
-            if isinstance(rec, types_pb2.Task):  # only with all_updates, which sessions do not use
-                out.append(rec)
-                continue
-            payloads = rec.task_id in self.with_payloads
-            if payloads:
+            assert not isinstance(rec, types_pb2.Task)  # only watchers with all_updates queue messages
+            if rec.task_id in self.with_payloads:
                 self.with_payloads.discard(rec.task_id)
-            out.append(convert.task_to_proto(rec, payloads=payloads))
-        return out
+                whole.append(convert.task_to_proto(rec, payloads=True))
+            else:
+                lean.append(convert.task_to_proto(rec, payloads=False))
+        return whole, lean
 
 
 class ClientSession:
@@ -109,9 +121,9 @@ class ClientSession:
                 ack = _failed(watch.id, e)
             self._acks.append(ack)
         if self._acks:
-            if len(self._acks) >= MAX_PENDING_ACKS:
-                self._room.clear()
             self.wake.set()
+        if self.pending >= MAX_PENDING:
+            self._room.clear()
 
     def _watch(self, watch: tasks_pb2.SessionWatch) -> None:
         ids = list(dict.fromkeys(watch.task_ids))
@@ -135,21 +147,34 @@ class ClientSession:
     def watching(self) -> int:
         return len(self._watcher.remaining)
 
+    @property
+    def pending(self) -> int:
+        """Acks and finished-task copies not sent yet."""
+        return len(self._acks) + self._watcher.queued
+
     async def room(self) -> None:
-        """Return once the outbox can take more acks."""
+        """Return once the outbox is below MAX_PENDING."""
         await self._room.wait()
 
     # -- writing ------------------------------------------------------------
 
-    def take(self) -> list[tasks_pb2.SessionResponse]:
-        """Everything queued, as response messages of at most CHUNK finished tasks each."""
-        acks, self._acks = self._acks, []
-        self._room.set()
-        finished = self._watcher.take()
-        out = [tasks_pb2.SessionResponse(acks=acks, finished=finished[:CHUNK])]
-        for i in range(CHUNK, len(finished), CHUNK):
-            out.append(tasks_pb2.SessionResponse(finished=finished[i:i + CHUNK]))
-        return out if acks or finished else []
+    def take(self) -> tasks_pb2.SessionResponse | None:
+        """The next response: queued acks up to ACK_TASKS submitted tasks, and up to CHUNK
+        finished tasks (converted only now); None when nothing is queued."""
+        n = weight = 0
+        for ack in self._acks:
+            weight += 1 + len(ack.tasks)
+            if weight > ACK_TASKS and n:
+                break
+            n += 1
+        acks = self._acks[:n]
+        del self._acks[:n]
+        whole, lean = self._watcher.take_some(CHUNK)
+        if self.pending < MAX_PENDING:
+            self._room.set()
+        if not (acks or whole or lean):
+            return None
+        return tasks_pb2.SessionResponse(acks=acks, finished=whole, finished_without_payloads=lean)
 
     @property
     def idle(self) -> bool:
@@ -185,8 +210,16 @@ async def serve(coord: Coordinator, context: grpc.aio.ServicerContext) -> None:
             sess.wake.clear()
             if reader.done() and reading:
                 reader.result()  # the stream broke: end the handler with its error
-            for response in sess.take():
-                await context.write(response)
+            response = sess.take()
+            while response is not None:
+                try:
+                    await context.write(response)
+                except Exception as exc:  # grpc raises its own internal error types here
+                    if context.cancelled() or context.done():
+                        log.debug("session ended by the client during a write: %s", exc)
+                        return
+                    raise
+                response = sess.take()
             if not reading and sess.idle:
                 return
     finally:

@@ -211,12 +211,14 @@ class SessionWatch(_message.Message):
     def __init__(self, id: _Optional[int] = ..., task_ids: _Optional[_Iterable[str]] = ..., omit_payloads: _Optional[bool] = ...) -> None: ...
 
 class SessionResponse(_message.Message):
-    __slots__ = ("acks", "finished")
+    __slots__ = ("acks", "finished", "finished_without_payloads")
     ACKS_FIELD_NUMBER: _ClassVar[int]
     FINISHED_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_WITHOUT_PAYLOADS_FIELD_NUMBER: _ClassVar[int]
     acks: _containers.RepeatedCompositeFieldContainer[SessionAck]
     finished: _containers.RepeatedCompositeFieldContainer[_types_pb2.Task]
-    def __init__(self, acks: _Optional[_Iterable[_Union[SessionAck, _Mapping]]] = ..., finished: _Optional[_Iterable[_Union[_types_pb2.Task, _Mapping]]] = ...) -> None: ...
+    finished_without_payloads: _containers.RepeatedCompositeFieldContainer[_types_pb2.Task]
+    def __init__(self, acks: _Optional[_Iterable[_Union[SessionAck, _Mapping]]] = ..., finished: _Optional[_Iterable[_Union[_types_pb2.Task, _Mapping]]] = ..., finished_without_payloads: _Optional[_Iterable[_Union[_types_pb2.Task, _Mapping]]] = ...) -> None: ...
 
 class SessionAck(_message.Message):
     __slots__ = ("id", "code", "message", "tasks", "retry_after_ms")

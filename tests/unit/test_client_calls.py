@@ -150,6 +150,7 @@ class FakeSessionCall:
     def _handle(self, request: tasks_pb2.SessionRequest) -> None:
         acks: list[tasks_pb2.SessionAck] = []
         finished: list[Any] = []
+        lean: list[Any] = []
         for sub in request.submits:
             if self.script.ack_submits:
                 acks.append(self._stub.accept(sub))
@@ -166,20 +167,23 @@ class FakeSessionCall:
                 if task_id in self.script.hold:
                     self.watching.add(task_id)
                 else:
-                    finished.append(self._stub.finished(task_id, w.omit_payloads))
+                    (lean if w.omit_payloads else finished).append(self._stub.finished(task_id, w.omit_payloads))
         if self.script.reverse_acks:
             acks.reverse()
-        self._send(acks, finished)
+        self._send(acks, finished, lean)
 
-    def _send(self, acks: list[tasks_pb2.SessionAck], finished: list[Any]) -> None:
+    def _send(self, acks: list[tasks_pb2.SessionAck], finished: list[Any], lean: list[Any] | None = None) -> None:
+        lean = lean or []
         limit = self.script.break_after
-        breaking = limit is not None and self.finished_sent + len(finished) >= limit
+        breaking = limit is not None and self.finished_sent + len(finished) + len(lean) >= limit
         if breaking:
             assert limit is not None
             finished = finished[: limit - self.finished_sent]
-        self.finished_sent += len(finished)
-        if acks or finished:
-            self._responses.put_nowait(tasks_pb2.SessionResponse(acks=acks, finished=finished))
+            lean = lean[: limit - self.finished_sent - len(finished)]
+        self.finished_sent += len(finished) + len(lean)
+        if acks or finished or lean:
+            self._responses.put_nowait(tasks_pb2.SessionResponse(acks=acks, finished=finished,
+                                                                 finished_without_payloads=lean))
         if breaking:
             self._end(self.script.error)
 
@@ -199,11 +203,15 @@ class FakeSessionCall:
 
     # -- for tests -------------------------------------------------------------
 
-    def finish(self, *tasks: Any) -> None:
-        """Send these finished tasks now (as the coordinator would when they end)."""
+    def finish(self, *tasks: Any, lean: bool = False) -> None:
+        """Send these finished tasks now (as the coordinator would when they end): whole copies,
+        or with `lean` copies without payloads."""
         for t in tasks:
             self.watching.discard(t.task_id)
-        self._send([], list(tasks))
+        if lean:
+            self._send([], [], list(tasks))
+        else:
+            self._send([], list(tasks))
 
     def ack_held(self) -> None:
         held, self.held_submits = self.held_submits, []
@@ -712,6 +720,20 @@ async def test_two_watches_of_one_task_both_get_it() -> None:
     stub.sessions[0].finish(task("x"))  # sent once per session
     assert (await w1).task_id == "x"
     assert list(await w2) == ["x", "y"]
+
+
+async def test_a_lean_copy_serves_only_the_watches_that_omit_payloads() -> None:
+    stub = FakeStub()
+    stub.session_script = [SessionScript(hold={"x"})]
+    c = make_client(stub)
+    lean = asyncio.create_task(c.wait_all(["x"], omit_payloads=True))
+    whole = asyncio.create_task(c.wait("x"))
+    await until(lambda: bool(stub.sessions) and len(stub.sessions[0].watches) == 2)
+    stub.sessions[0].finish(task("x"), lean=True)
+    assert (await lean)["x"].output == b""
+    assert not whole.done() and "x" in c._session._routes  # still waiting for a whole copy
+    stub.sessions[0].finish(task("x", output=b"whole"))
+    assert (await whole).output == b"whole" and "x" not in c._session._routes
 
 
 async def test_as_completed_empty_and_string_ids() -> None:
