@@ -92,6 +92,7 @@ async def _serve(config: SidecarConfig, ready_file: str | None) -> tuple[int, in
         except (HandlerLoadError, ValueError) as exc:
             log.error("%s", exc)
             return EXIT_CONFIG, 0
+        eventloop.settle_heap()
         waiters = {
             asyncio.create_task(stop_requested.wait()),
             asyncio.create_task(sidecar.wait_stopped()),

@@ -16,6 +16,7 @@ from swarmmesh import eventloop
 async def _serve(cfg: CoordinatorConfig) -> None:
     coord = Coordinator(cfg)
     await coord.start()
+    eventloop.settle_heap()
     loop = asyncio.get_running_loop()
     stopping: asyncio.Task[None] | None = None
 
