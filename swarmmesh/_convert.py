@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from swarmmesh.errors import InvalidArgument
 from swarmmesh.types import (
@@ -35,6 +35,8 @@ from swarmmesh.types import (
     TaskState,
 )
 from swarmmesh.v1 import profile_pb2, tasks_pb2, types_pb2
+
+_D = TypeVar("_D")
 
 JSON_CONTENT_TYPE = "application/json"
 TEXT_CONTENT_TYPE = "text/plain"
@@ -106,7 +108,20 @@ def _timestamp(msg: Any, name: str) -> datetime | None:
     if not msg.HasField(name):
         return None
     ts = getattr(msg, name)
-    return datetime.fromtimestamp(ts.seconds + ts.nanos / 1e9, tz=UTC)
+    return _fromtimestamp(ts.seconds + ts.nanos / 1e9, UTC)
+
+
+_fromtimestamp = datetime.fromtimestamp
+_new = object.__new__
+
+
+def _frozen(cls: type[_D], values: dict[str, Any]) -> _D:
+    """A frozen dataclass built without its ``__init__``, which sets each field through
+    ``object.__setattr__`` and so doubled the cost of converting a finished task (it runs
+    once per task a client waits for). `values` must name every field: the tests check."""
+    obj: _D = _new(cls)
+    obj.__dict__.update(values)
+    return obj
 
 
 # -- tasks --------------------------------------------------------------------
@@ -162,21 +177,21 @@ def task_spec_to_proto(spec: TaskSpec) -> types_pb2.TaskSpec:
 
 
 def task_spec_from_proto(msg: types_pb2.TaskSpec) -> TaskSpec:
-    return TaskSpec(
-        kind=msg.kind,
-        payload=bytes(msg.payload),
-        content_type=msg.content_type,
-        required_labels=dict(msg.required_labels) if msg.required_labels else {},
-        preferred_labels=dict(msg.preferred_labels) if msg.preferred_labels else {},
-        priority=msg.priority,
-        tenant=msg.tenant,
-        timeout_ms=msg.timeout_ms,
-        idempotency_key=msg.idempotency_key,
-        cache_key=msg.cache_key,
-        dependencies=tuple(msg.dependencies) if msg.dependencies else (),
-        trace_context=dict(msg.trace_context) if msg.trace_context else {},
-        max_attempts=msg.max_attempts,
-    )
+    return _frozen(TaskSpec, {
+        "kind": msg.kind,
+        "payload": msg.payload,
+        "content_type": msg.content_type,
+        "required_labels": dict(msg.required_labels) if msg.required_labels else {},
+        "preferred_labels": dict(msg.preferred_labels) if msg.preferred_labels else {},
+        "priority": msg.priority,
+        "tenant": msg.tenant,
+        "timeout_ms": msg.timeout_ms,
+        "idempotency_key": msg.idempotency_key,
+        "cache_key": msg.cache_key,
+        "dependencies": tuple(msg.dependencies) if msg.dependencies else (),
+        "trace_context": dict(msg.trace_context) if msg.trace_context else {},
+        "max_attempts": msg.max_attempts,
+    })
 
 
 def submit_request_to_proto(specs: Iterable[TaskSpec]) -> tasks_pb2.SubmitTasksRequest:
@@ -192,31 +207,31 @@ def submitted_from_proto(msg: tasks_pb2.SubmittedTask) -> SubmittedTask:
 
 
 def outcome_from_proto(msg: types_pb2.TaskOutcome) -> TaskOutcome:
-    return TaskOutcome(
-        output=bytes(msg.output),
-        content_type=msg.content_type,
-        error=msg.error,
-        error_type=msg.error_type,
-        duration_us=msg.duration_us,
-        cache_hit=msg.cache_hit,
-    )
+    return _frozen(TaskOutcome, {
+        "output": msg.output,
+        "content_type": msg.content_type,
+        "error": msg.error,
+        "error_type": msg.error_type,
+        "duration_us": msg.duration_us,
+        "cache_hit": msg.cache_hit,
+    })
 
 
 def task_from_proto(msg: types_pb2.Task) -> TaskInfo:
-    return TaskInfo(
-        task_id=msg.task_id,
-        state=task_state_from_proto(msg.state),
-        spec=task_spec_from_proto(msg.spec),
-        attempt=msg.attempt,
-        agent_id=msg.agent_id,
-        outcome=outcome_from_proto(msg.outcome) if msg.HasField("outcome") else None,
-        created_at=_timestamp(msg, "created_at"),
-        assigned_at=_timestamp(msg, "assigned_at"),
-        finished_at=_timestamp(msg, "finished_at"),
-        pending_reason=msg.pending_reason,
-        strategy=msg.strategy,
-        routing_reason=msg.routing_reason,
-    )
+    return _frozen(TaskInfo, {
+        "task_id": msg.task_id,
+        "state": task_state_from_proto(msg.state),
+        "spec": task_spec_from_proto(msg.spec),
+        "attempt": msg.attempt,
+        "agent_id": msg.agent_id,
+        "outcome": outcome_from_proto(msg.outcome) if msg.HasField("outcome") else None,
+        "created_at": _timestamp(msg, "created_at"),
+        "assigned_at": _timestamp(msg, "assigned_at"),
+        "finished_at": _timestamp(msg, "finished_at"),
+        "pending_reason": msg.pending_reason,
+        "strategy": msg.strategy,
+        "routing_reason": msg.routing_reason,
+    })
 
 
 # -- agents and stats ---------------------------------------------------------

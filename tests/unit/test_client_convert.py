@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime
 
@@ -9,7 +10,7 @@ import grpc
 import pytest
 
 from swarmmesh import _convert, errors
-from swarmmesh.types import AgentState, TaskSpec, TaskState
+from swarmmesh.types import AgentState, TaskInfo, TaskOutcome, TaskSpec, TaskState
 from swarmmesh.v1 import tasks_pb2, types_pb2
 
 
@@ -113,6 +114,32 @@ def test_task_from_proto_terminal() -> None:
     assert task.outcome is not None and task.outcome.cache_hit and task.outcome.duration_us == 250
     assert task.created_at == datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)
     assert task.latency_s == pytest.approx(1.25)
+
+
+def test_conversions_built_without_init_set_every_field_as_init_would() -> None:
+    # task_from_proto fills the frozen dataclasses' __dict__ directly (see _convert._frozen).
+    msg = types_pb2.Task(
+        task_id="t-9", state=types_pb2.TASK_STATE_FAILED, attempt=3, agent_id="a2", pending_reason="p",
+        strategy="hybrid", routing_reason="r",
+        spec=types_pb2.TaskSpec(kind="k", payload=b"x", content_type="text/plain", required_labels={"gpu": 1},
+                                preferred_labels={"fast": 2}, priority=5, tenant="t", timeout_ms=9,
+                                idempotency_key="i", cache_key="c", dependencies=["d"],
+                                trace_context={"traceparent": "tp"}, max_attempts=4),
+        outcome=types_pb2.TaskOutcome(output=b"o", content_type="text/plain", error="e", error_type="handler_error",
+                                      duration_us=7, cache_hit=True),
+        created_at=_ts(1_700_000_000), assigned_at=_ts(1_700_000_001), finished_at=_ts(1_700_000_002),
+    )
+    task = _convert.task_from_proto(msg)
+    for obj in (task, task.spec, task.outcome):
+        assert set(vars(obj)) == {f.name for f in dataclasses.fields(obj)}  # type: ignore[arg-type]
+    spec = TaskSpec("k", b"x", "text/plain", {"gpu": 1}, {"fast": 2}, 5, "t", 9, "i", "c", ("d",),
+                    {"traceparent": "tp"}, 4)
+    outcome = TaskOutcome(b"o", "text/plain", "e", "handler_error", 7, True)
+    at = [datetime.fromtimestamp(1_700_000_000 + i, UTC) for i in range(3)]
+    assert task == TaskInfo("t-9", TaskState.FAILED, spec, 3, "a2", outcome, *at, "p", "hybrid", "r")
+    assert task.spec == spec and hash(task.outcome) == hash(outcome)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        task.attempt = 4  # type: ignore[misc]
 
 
 def test_task_from_proto_pending_has_no_outcome_or_times() -> None:
