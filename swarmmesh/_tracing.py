@@ -48,13 +48,21 @@ class SubmitTracing:
 
     def prepare(self, msgs: Sequence[types_pb2.TaskSpec], parents: Sequence[TraceParent | None]
                 ) -> tuple[list[Pending], float]:
-        """Give each task its trace context; returns the sampled ones and the start time."""
+        """Give each task its trace context; returns the sampled ones and the start time.
+
+        While the collector is failing, this client's spans would be dropped:
+        it starts no trace and adds no span of its own, so the tasks cost the
+        mesh nothing to trace, and a task of a caller's trace carries the
+        caller's own context (its trace goes on, without a submit span)."""
         tracer = self.tracer
+        live = tracer.live
         pending: list[Pending] = []
         for i, msg in enumerate(msgs):
             tc = msg.trace_context
             parent = parent_from_pairs(tc) if tc else parents[i]
             if parent is None:
+                if not live:
+                    continue  # no trace: the call's TRACE_DECIDED_HEADER marks it unsampled
                 trace_id, sampled = tracer.new_root()
                 parent_id, tracestate = 0, ""
             else:
@@ -62,6 +70,12 @@ class SubmitTracing:
                     parent.tracestate
             if not sampled:
                 # Sent without a context: the call's TRACE_DECIDED_HEADER says what that means.
+                continue
+            if not live:
+                if not tc:
+                    tc[TRACEPARENT] = format_traceparent(trace_id, parent_id, True)
+                    if tracestate:
+                        tc[TRACESTATE] = tracestate
                 continue
             span_id = new_span_id()
             tc[TRACEPARENT] = format_traceparent(trace_id, span_id, True)

@@ -431,6 +431,22 @@ async def test_submit_with_tracing_on_sends_trace_decided_true() -> None:
     assert tracer.stats()["queued"] == 1  # the submit span was recorded once the ack came
 
 
+async def test_while_the_collector_fails_no_trace_is_started_and_a_callers_context_passes_on() -> None:
+    stub = FakeStub()
+    c = make_client(stub)
+    tracer = Tracer(TracingConfig(sample_ratio=1.0))  # never started
+    assert tracer.exporter is not None
+    tracer.exporter.healthy = False  # as after a failed export
+    c._tracing = SubmitTracing(tracer)
+    caller = "00-0123456789abcdef0123456789abcdef-0123456789abcdef-01"
+    await c.submit("k")
+    await c.submit("k", trace_context={TRACEPARENT: caller})
+    first, second = stub.sessions[0].submits
+    assert first.trace_decided and not first.tasks[0].trace_context  # unsampled: nothing downstream traces it
+    assert dict(second.tasks[0].trace_context) == {TRACEPARENT: caller}  # no submit span of ours in between
+    assert tracer.stats()["queued"] == 0
+
+
 async def test_a_short_ack_is_an_internal_error() -> None:
     stub = FakeStub()
     accept = stub.accept
