@@ -22,7 +22,14 @@ from typing import Any, TypeVar
 import grpc
 
 from swarmmesh import _convert
-from swarmmesh.errors import DeadlineExceeded, SwarmMeshError, Unavailable, error_for, from_rpc_error
+from swarmmesh.errors import (
+    DeadlineExceeded,
+    Internal,
+    SwarmMeshError,
+    Unavailable,
+    error_for,
+    from_rpc_error,
+)
 from swarmmesh.types import TaskInfo
 from swarmmesh.v1 import tasks_pb2, types_pb2
 
@@ -175,6 +182,8 @@ class Session:
         except (asyncio.InvalidStateError, grpc.aio.UsageError):
             # The call ended under the write; the reader reports why.
             pass
+        except Exception as exc:  # a fault of ours: fail the callers, do not leave them waiting
+            self._fail(Internal(f"the session's writer failed: {type(exc).__name__}: {exc}"))
 
     def _take(self) -> tasks_pb2.SessionRequest:
         """The queued items, up to about _FRAME_BYTES; the rest waits for the next write."""
@@ -194,6 +203,8 @@ class Session:
                     self._on_finished(response.finished_without_payloads, False)
         except grpc.RpcError as exc:
             error = from_rpc_error(exc)
+        except Exception as exc:  # a fault of ours: fail the callers, do not leave them waiting
+            error = Internal(f"the session's reader failed: {type(exc).__name__}: {exc}")
         self._fail(error)
 
     def _on_ack(self, ack: tasks_pb2.SessionAck) -> None:

@@ -62,6 +62,12 @@ def _channel_options(address: str) -> list[tuple[str, Any]]:
     options: list[tuple[str, Any]] = [
         ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
         ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+        # The session stream stays open while idle: a connection that died
+        # without a reset (host gone) must fail it within ~30 s, so that the
+        # next call opens a new one (the coordinator allows pings every 5 s).
+        ("grpc.keepalive_time_ms", 20_000),
+        ("grpc.keepalive_timeout_ms", 10_000),
+        ("grpc.http2.max_pings_without_data", 0),
     ]
     if address.startswith(_LOOPBACK_PREFIXES):
         # An http_proxy in the environment must not capture loopback traffic.

@@ -47,9 +47,10 @@ ACK_TASKS = 20_000
 CHUNK = 500
 
 
-def submitted_to_proto(coord: Coordinator, tasks: Iterable[types_pb2.TaskSpec], decided: bool
-                       ) -> list[tasks_pb2.SubmittedTask]:
-    """Accept one all-or-nothing batch (SubmitTasks or a SessionSubmit); raises CoreError."""
+def accept(coord: Coordinator, tasks: Iterable[types_pb2.TaskSpec], decided: bool
+           ) -> list[tasks_pb2.SubmittedTask]:
+    """Accept one all-or-nothing batch (SubmitTasks or a SessionSubmit) and say what became of
+    each task; raises CoreError."""
     specs = [convert.task_spec_from_proto(t, decided) for t in tasks]
     now = time.time()
     submitted = coord.core.submit(specs, now)
@@ -61,6 +62,13 @@ def submitted_to_proto(coord: Coordinator, tasks: Iterable[types_pb2.TaskSpec], 
 
 def _failed(item_id: int, e: CoreError) -> tasks_pb2.SessionAck:
     return tasks_pb2.SessionAck(id=item_id, code=int(e.code), message=e.message, retry_after_ms=e.retry_after_ms)
+
+
+def _broken(item_id: int, what: str, e: Exception) -> tasks_pb2.SessionAck:
+    # A fault of ours fails its item as a unary call would fail (INTERNAL), not the stream.
+    log.exception("session %s %d failed", what, item_id)
+    return tasks_pb2.SessionAck(id=item_id, code=grpc.StatusCode.INTERNAL.value[0],
+                                message=f"internal error: {type(e).__name__}: {e}")
 
 
 class SessionWatcher(Watcher):
@@ -108,10 +116,11 @@ class ClientSession:
     def handle(self, request: tasks_pb2.SessionRequest) -> None:
         for sub in request.submits:
             try:
-                ack = tasks_pb2.SessionAck(id=sub.id, tasks=submitted_to_proto(self._c, sub.tasks,
-                                                                               sub.trace_decided))
+                ack = tasks_pb2.SessionAck(id=sub.id, tasks=accept(self._c, sub.tasks, sub.trace_decided))
             except CoreError as e:
                 ack = _failed(sub.id, e)
+            except Exception as e:
+                ack = _broken(sub.id, "submit", e)
             self._acks.append(ack)
         for watch in request.watches:
             try:
@@ -119,6 +128,8 @@ class ClientSession:
                 ack = tasks_pb2.SessionAck(id=watch.id)
             except CoreError as e:
                 ack = _failed(watch.id, e)
+            except Exception as e:
+                ack = _broken(watch.id, "watch", e)
             self._acks.append(ack)
         if self._acks:
             self.wake.set()

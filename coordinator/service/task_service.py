@@ -53,7 +53,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
                           ) -> tasks_pb2.SubmitTasksResponse:
         decided = any(k == TRACE_DECIDED_HEADER for k, _ in context.invocation_metadata() or ())
-        return tasks_pb2.SubmitTasksResponse(tasks=session.submitted_to_proto(self._c, request.tasks, decided))
+        return tasks_pb2.SubmitTasksResponse(tasks=session.accept(self._c, request.tasks, decided))
 
     async def Session(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
         await session.serve(self._c, context)

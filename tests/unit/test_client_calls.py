@@ -979,6 +979,8 @@ def test_channel_options() -> None:
     assert opts["grpc.max_send_message_length"] == 32 * 1024 * 1024
     assert opts["grpc.max_receive_message_length"] == 32 * 1024 * 1024
     assert opts["grpc.enable_http_proxy"] == 0
+    # An idle session stream still notices a dead connection.
+    assert opts["grpc.keepalive_time_ms"] == 20_000 and opts["grpc.http2.max_pings_without_data"] == 0
     assert "grpc.enable_http_proxy" not in dict(client_mod._channel_options("mesh.example.com:7070"))
 
 

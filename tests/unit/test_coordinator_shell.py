@@ -7,7 +7,10 @@ import pytest
 from coordinator.config import CoordinatorConfig
 from coordinator.core.mesh import MeshCore
 from coordinator.core.model import Outcome, Registration, ResultIn, TaskSpec, TaskState
+from coordinator.server import Coordinator
+from coordinator.service.session import ClientSession
 from coordinator.service.watch import WatchHub
+from swarmmesh.v1 import tasks_pb2, types_pb2
 
 
 def test_flags_override_env_over_defaults() -> None:
@@ -94,3 +97,29 @@ def test_history_is_kept_on_disk_only_for_a_coordinator_with_a_fixed_port() -> N
     assert CoordinatorConfig(history_path="/x/h.sqlite").resolved_history_path(env) == "/x/h.sqlite"
     assert CoordinatorConfig(listen="0.0.0.0:7070").resolved_history_path({}).endswith(
         "/.local/state/swarmmesh/history-0.0.0.0-7070.sqlite")
+
+
+async def test_a_fault_in_one_session_item_fails_that_item_only(caplog: pytest.LogCaptureFixture) -> None:
+    # The Coordinator is built, never started: ClientSession only needs its core, hub and hooks.
+    coord = Coordinator(CoordinatorConfig.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
+    real_submit = coord.core.submit
+
+    def submit(specs: list[TaskSpec], now: float) -> object:
+        if specs[0].kind == "boom":
+            raise RuntimeError("a bug")
+        return real_submit(specs, now)
+
+    coord.core.submit = submit  # type: ignore[method-assign]
+    sess = ClientSession(coord)
+    sess.handle(tasks_pb2.SessionRequest(submits=[
+        tasks_pb2.SessionSubmit(id=1, tasks=[types_pb2.TaskSpec(kind="boom")]),
+        tasks_pb2.SessionSubmit(id=2, tasks=[types_pb2.TaskSpec(kind="fine")]),
+    ], watches=[tasks_pb2.SessionWatch(id=3, task_ids=["nope"])]))
+    response = sess.take()
+    assert response is not None
+    bad, good, unknown = response.acks
+    assert (bad.id, bad.code) == (1, 13) and bad.message == "internal error: RuntimeError: a bug"
+    assert good.code == 0 and len(good.tasks) == 1
+    assert (unknown.id, unknown.code) == (3, 5) and "'nope'" in unknown.message
+    assert "session submit 1 failed" in caplog.text
+    sess.close()
