@@ -1,10 +1,9 @@
 """The sidecar's one stream to the coordinator: register, coalesce writes, reconnect.
 
-Writes are coalesced: results, credits, the latest heartbeat and the draining
-flag are queued in an outbox, and a single writer task sends everything that is
-queued as one SidecarFrame whenever it is free. Under load, items pile up while
-a write is in flight and leave together in the next frame; at low load each item
-leaves at once. No timer ever holds a frame back.
+Writes are coalesced: what the next SidecarFrame carries is queued in the outbox
+(connection_outbox.py), and a single writer task sends everything that is queued
+as one frame whenever it is free. What the coordinator's frames mean is applied
+by connection_inbound.py; this module keeps the stream itself.
 
 Reconnects: the coordinator re-queues every task of a stream that ended, so
 results of tasks assigned on an earlier stream are dropped rather than sent
@@ -18,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -27,19 +25,19 @@ import grpc
 from agent_sidecar import wire
 from agent_sidecar.cache import ResultCache
 from agent_sidecar.config import SidecarConfig
+from agent_sidecar.connection_channel import backoff_delay, channel_options
+from agent_sidecar.connection_counters import ConnectionCounters, RateLimitedWarning
+from agent_sidecar.connection_inbound import FrameHandler
+from agent_sidecar.connection_outbox import Outbox
 from agent_sidecar.metrics import AllocationSites, ProcessMemory
-from agent_sidecar.runner import Runner, TaskKey
+from agent_sidecar.runner import Runner
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 # After our half-close, how long the coordinator gets to end the stream itself.
 HALF_CLOSE_WAIT_S = 2.0
 MIN_HEARTBEAT_S = 0.05
-# Repeated warnings of one kind (rejected acks, failed reconnects) are shown at
-# most this often; the rest go to DEBUG and into the counters.
-WARN_EVERY_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,64 +50,11 @@ class SessionInfo:
     lease_timeout_s: float | None
 
 
-@dataclass(slots=True)
-class ConnectionCounters:
-    sessions: int = 0
-    connect_failures: int = 0
-    frames_sent: int = 0
-    results_sent: int = 0
-    # Results of tasks from an earlier stream, or queued when a stream ended.
-    results_dropped: int = 0
-    assignments: int = 0
-    cancels: int = 0
-    acks_ok: int = 0
-    acks_stale: int = 0
-    acks_not_found: int = 0
-    acks_denied: int = 0
-    acks_other: int = 0
-    invalidations: int = 0
+class ConnectionManager(Outbox):
+    """Keeps one registered stream to the coordinator alive until closed.
 
-
-def channel_options(config: SidecarConfig) -> list[tuple[str, int]]:
-    def ms(seconds: float) -> int:
-        return max(1, int(seconds * 1000))
-
-    return [
-        # Detect a dead coordinator (host gone, no RST) within ~15 s.
-        ("grpc.keepalive_time_ms", 10_000),
-        ("grpc.keepalive_timeout_ms", 5_000),
-        ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        # The channel's own reconnect backoff defaults to up to 120 s, which would
-        # make our calls fail fast long after the coordinator is back. Keep it
-        # within our backoff so ours is the one that decides.
-        ("grpc.initial_reconnect_backoff_ms", ms(config.reconnect_initial_s)),
-        ("grpc.min_reconnect_backoff_ms", ms(config.reconnect_initial_s)),
-        ("grpc.max_reconnect_backoff_ms", ms(config.reconnect_max_s)),
-    ]
-
-
-def backoff_delay(rng: random.Random, failures: int, initial_s: float, max_s: float) -> float:
-    """Full jitter: uniform(0, min(max, initial * 2**failures)) seconds."""
-    return rng.uniform(0.0, min(max_s, initial_s * 2 ** min(failures, 32)))
-
-
-class _RateLimitedWarning:
-    def __init__(self) -> None:
-        self._last: dict[str, float] = {}
-
-    def level(self, key: str) -> int:
-        now = time.monotonic()
-        if now - self._last.get(key, -WARN_EVERY_S) >= WARN_EVERY_S:
-            self._last[key] = now
-            return logging.WARNING
-        return logging.DEBUG
-
-
-class ConnectionManager:
-    """Keeps one registered stream to the coordinator alive until closed."""
+    It is the outbox its writer task sends; see connection_outbox.py.
+    """
 
     def __init__(
         self,
@@ -122,6 +67,7 @@ class ConnectionManager:
         rng: random.Random | None = None,
         cache: ResultCache | None = None,
     ) -> None:
+        super().__init__(ConnectionCounters())
         self._config = config
         self._runner = runner
         self._kinds = list(kinds)
@@ -131,24 +77,13 @@ class ConnectionManager:
         self._rng = rng or random.Random()
         self._memory = ProcessMemory()
         self._allocations = AllocationSites(config.tracemalloc_top) if config.tracemalloc_top else None
-        self.counters = ConnectionCounters()
         self.session: SessionInfo | None = None
         self.heartbeat_interval_s = config.heartbeat_interval_s
 
-        # Outbox: everything the next frame will carry.
-        self._results: list[mesh_pb2.TaskResult] = []
-        self._credits = 0
-        self._heartbeat: mesh_pb2.Heartbeat | None = None
-        self._reports: list[mesh_pb2.InvalidationReport] = []
-        self._draining = False
-        self._draining_sent = False
-        self._wake = asyncio.Event()
         self._writing = False
         # Set after every write and whenever a stream ends; flush() waits on it.
         self._progress = asyncio.Event()
 
-        # (task_id, attempt) assigned on the current stream and not yet answered.
-        self._session_keys: set[TaskKey] = set()
         self._connected = False
         self._session_registered = False
         self._closing = False
@@ -157,7 +92,8 @@ class ConnectionManager:
         self._interrupt = asyncio.Event()  # ends a backoff sleep early
         self.registered_once = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
-        self._warn = _RateLimitedWarning()
+        self._warn = RateLimitedWarning()
+        self._frames = FrameHandler(runner, self, self.counters, cache, self._warn)
 
     # --- public surface ---------------------------------------------------------
 
@@ -166,10 +102,6 @@ class ConnectionManager:
         """True while a registered stream is up."""
         return self._connected
 
-    @property
-    def draining(self) -> bool:
-        return self._draining
-
     def start(self) -> None:
         if self._main is not None:
             raise RuntimeError("ConnectionManager already started")
@@ -177,26 +109,12 @@ class ConnectionManager:
             self._allocations.start()
         self._main = asyncio.create_task(self._run(), name="swarmmesh-sidecar-connection")
 
-    def push_result(self, result: mesh_pb2.TaskResult | None, credits: int) -> None:
-        """Runner callback: queue a result and/or returned credits for the next frame."""
-        self._credits += credits
-        if result is not None:
-            key = (result.task_id, result.attempt)
-            if key in self._session_keys:
-                self._session_keys.discard(key)
-                self._results.append(result)
-            else:
-                self.counters.results_dropped += 1
-                log.debug("dropping result %s#%d from an earlier stream", *key)
-        self._wake.set()
-
     def set_draining(self) -> None:
         """From now on every frame says draining and grants no credits."""
-        if self._draining:
+        if self.draining:
             return
-        self._draining = True
+        super().set_draining()
         self._interrupt.set()  # no point reconnecting just to say goodbye
-        self._wake.set()
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait until queued results are written; False on timeout or lost stream."""
@@ -254,7 +172,7 @@ class ConnectionManager:
                         exc,
                         exc_info=log.isEnabledFor(logging.DEBUG),
                     )
-                if self._closing or self._draining:
+                if self._closing or self.draining:
                     break
                 if registered:
                     failures = 0
@@ -266,7 +184,7 @@ class ConnectionManager:
                 failures += 1
                 log.debug("reconnecting in %.3f s", delay)
                 self._interrupt.clear()
-                if self._closing or self._draining:
+                if self._closing or self.draining:
                     break
                 try:
                     await asyncio.wait_for(self._interrupt.wait(), delay)
@@ -342,13 +260,7 @@ class ConnectionManager:
     def _new_register(self) -> mesh_pb2.Register:
         # Reset the outbox in the same step as reading free slots, so every
         # slot is granted exactly once: now if free, later via push_result.
-        self.counters.results_dropped += len(self._results)
-        self._results = []
-        self._credits = 0
-        self._heartbeat = None
-        self._draining_sent = False
-        self._session_keys.clear()
-        self._reports = []
+        self._reset_for_stream()
         cache_epoch, cache_seq = self._cache.sync_point() if self._cache is not None else ("", 0)
         return wire.register_to_proto(
             agent_id=self._config.agent_id,
@@ -356,7 +268,7 @@ class ConnectionManager:
             kinds=self._kinds,
             capacity=self._runner.capacity,
             version=self._config.version,
-            credits=0 if self._draining else self._runner.free_slots,
+            credits=0 if self.draining else self._runner.free_slots,
             cache_epoch=cache_epoch,
             cache_seq=cache_seq,
         )
@@ -401,9 +313,7 @@ class ConnectionManager:
         self._connected = False
         self._writing = False
         # The coordinator re-queues everything this stream held.
-        self.counters.results_dropped += len(self._results)
-        self._results = []
-        self._session_keys.clear()
+        self._drop_stream_results()
         self._progress.set()
 
     # --- stream tasks ---------------------------------------------------------------
@@ -416,22 +326,8 @@ class ConnectionManager:
             self._handle_frame(frame)
 
     def _handle_frame(self, frame: mesh_pb2.CoordinatorFrame) -> None:
-        if frame.invalidations:
-            # Before the assignments: they must not be served what was just invalidated.
-            self._apply_invalidations(frame.invalidations)
-        for a in frame.assignments:
-            # Recorded before submit: the runner may answer synchronously.
-            self._session_keys.add((a.task_id, a.attempt))
-            self._runner.submit(a)
-        self.counters.assignments += len(frame.assignments)
-        if frame.recorded:
-            self.counters.acks_ok += frame.recorded
-        if frame.acks:
-            self._handle_acks(frame.acks)
-        for ref in frame.cancels:
-            self.counters.cancels += 1
-            if self._runner.cancel(ref.task_id, ref.attempt):
-                self._session_keys.discard((ref.task_id, ref.attempt))
+        """Apply a coordinator frame; a drain request goes to the sidecar's callback."""
+        self._frames.handle(frame)
         if frame.drain and not self._drain_requested:
             self._drain_requested = True
             log.info("coordinator asked this agent to drain")
@@ -440,46 +336,6 @@ class ConnectionManager:
                     self._on_drain_requested()
                 except Exception:
                     log.exception("on_drain_requested callback failed")
-
-    def _apply_invalidations(self, items: Sequence[mesh_pb2.Invalidation]) -> None:
-        self.counters.invalidations += len(items)
-        if self._cache is None:
-            for item in items:
-                self.push_invalidation_report(item.seq, 0)
-            return
-        self._cache.apply(wire.invalidations_from_proto(items), self.push_invalidation_report)
-
-    def push_invalidation_report(self, seq: int, dropped: int) -> None:
-        """Queue how many cached results an invalidation dropped, for the next frame."""
-        self._reports.append(wire.invalidation_report_to_proto(seq, dropped))
-        self._wake.set()
-
-    def _handle_acks(self, acks: Sequence[mesh_pb2.ResultAck]) -> None:
-        c = self.counters
-        for ack in acks:
-            code = ack.code
-            if code == wire.ACK_OK:
-                c.acks_ok += 1
-                continue
-            if code == wire.ACK_FAILED_PRECONDITION:
-                # Normal after a reassignment: another attempt owns the task now.
-                c.acks_stale += 1
-                log.debug("stale result %s#%d: %s", ack.task_id, ack.attempt, ack.message)
-                continue
-            if code == wire.ACK_NOT_FOUND:
-                c.acks_not_found += 1
-            elif code == wire.ACK_PERMISSION_DENIED:
-                c.acks_denied += 1
-            else:
-                c.acks_other += 1
-            log.log(
-                self._warn.level(f"ack{code}"),
-                "coordinator rejected result %s#%d (code %d): %s",
-                ack.task_id,
-                ack.attempt,
-                code,
-                ack.message,
-            )
 
     async def _write_loop(self, call: grpc.aio.StreamStreamCall) -> None:
         while True:
@@ -503,35 +359,11 @@ class ConnectionManager:
             self.counters.results_sent += len(frame.results)
             self._progress.set()
 
-    def _take_frame(self) -> mesh_pb2.SidecarFrame | None:
-        if self._draining:
-            # Freed slots are never granted again once draining.
-            self._credits = 0
-        if not (
-            self._results or self._credits or self._heartbeat is not None or self._reports or self._draining_unsent()
-        ):
-            return None
-        frame = mesh_pb2.SidecarFrame(results=self._results, credits=self._credits, draining=self._draining)
-        if self._heartbeat is not None:
-            frame.heartbeat.CopyFrom(self._heartbeat)
-        if self._reports:
-            frame.invalidation_reports.extend(self._reports)
-            self._reports = []
-        self._results = []
-        self._credits = 0
-        self._heartbeat = None
-        if self._draining:
-            self._draining_sent = True
-        return frame
-
-    def _draining_unsent(self) -> bool:
-        return self._draining and not self._draining_sent
-
     async def _heartbeat_loop(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval_s)
             sites = await self._allocations.sites() if self._allocations is not None else ()
-            self._heartbeat = wire.heartbeat_to_proto(
+            heartbeat = wire.heartbeat_to_proto(
                 in_flight=self._runner.in_flight,
                 free_slots=self._runner.free_slots,
                 latencies=self._runner.latency.snapshot(),
@@ -539,4 +371,4 @@ class ConnectionManager:
                 cache=self._cache.stats() if self._cache is not None else None,
                 allocations=sites,
             )
-            self._wake.set()
+            self.push_heartbeat(heartbeat)

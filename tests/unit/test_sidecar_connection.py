@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from agent_sidecar.config import SidecarConfig
-from agent_sidecar.connection import ConnectionManager, backoff_delay, channel_options
+from agent_sidecar.connection import ConnectionManager
+from agent_sidecar.connection_channel import backoff_delay, channel_options
 from agent_sidecar.handlers import HandlerRegistry
 from agent_sidecar.runner import Runner
 from agent_sidecar.threads import HandlerThreads

@@ -1,0 +1,125 @@
+"""What the sidecar's next frame to the coordinator carries.
+
+Writes are coalesced: results, credits, the latest heartbeat, invalidation
+reports and the draining flag are queued in the outbox, and the connection's
+single writer task sends everything that is queued as one SidecarFrame whenever
+it is free. Under load, items pile up while a write is in flight and leave
+together in the next frame; at low load each item leaves at once. No timer ever
+holds a frame back.
+
+Only results of attempts assigned on the current stream are queued: the
+coordinator re-queues every task of a stream that ended, so a result from an
+earlier stream would only come back as stale. Credits are queued whatever the
+stream, and a new stream starts from an empty outbox (see `_reset_for_stream`).
+
+Its own module so the rules for what goes into a frame can be read apart from
+the stream plumbing in connection.py; `ConnectionManager` is an `Outbox` and
+adds the stream that writes it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agent_sidecar import wire
+from agent_sidecar.connection_counters import ConnectionCounters
+from agent_sidecar.runner import TaskKey
+from swarmmesh.v1 import mesh_pb2
+
+log = logging.getLogger(__name__)
+
+
+class Outbox:
+    """Everything the next SidecarFrame will carry; `_take_frame` empties it."""
+
+    def __init__(self, counters: ConnectionCounters) -> None:
+        self.counters = counters
+        self._results: list[mesh_pb2.TaskResult] = []
+        self._credits = 0
+        self._heartbeat: mesh_pb2.Heartbeat | None = None
+        self._reports: list[mesh_pb2.InvalidationReport] = []
+        self._draining = False
+        self._draining_sent = False
+        # Set whenever something is queued; the writer waits on it.
+        self._wake = asyncio.Event()
+        # (task_id, attempt) assigned on the current stream and not yet answered.
+        self._session_keys: set[TaskKey] = set()
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    def push_result(self, result: mesh_pb2.TaskResult | None, credits: int) -> None:
+        """Runner callback: queue a result and/or returned credits for the next frame."""
+        self._credits += credits
+        if result is not None:
+            key = (result.task_id, result.attempt)
+            if key in self._session_keys:
+                self._session_keys.discard(key)
+                self._results.append(result)
+            else:
+                self.counters.results_dropped += 1
+                log.debug("dropping result %s#%d from an earlier stream", *key)
+        self._wake.set()
+
+    def push_invalidation_report(self, seq: int, dropped: int) -> None:
+        """Queue how many cached results an invalidation dropped, for the next frame."""
+        self._reports.append(wire.invalidation_report_to_proto(seq, dropped))
+        self._wake.set()
+
+    def push_heartbeat(self, heartbeat: mesh_pb2.Heartbeat) -> None:
+        """Queue a heartbeat; one still queued is replaced, only the latest is sent."""
+        self._heartbeat = heartbeat
+        self._wake.set()
+
+    def set_draining(self) -> None:
+        """From now on every frame says draining and grants no credits."""
+        self._draining = True
+        self._wake.set()
+
+    def expect_result(self, key: TaskKey) -> None:
+        """An attempt assigned on the current stream: its result will be sent."""
+        self._session_keys.add(key)
+
+    def forget_result(self, key: TaskKey) -> None:
+        """An attempt withdrawn by a cancel: no result is sent for it."""
+        self._session_keys.discard(key)
+
+    def _take_frame(self) -> mesh_pb2.SidecarFrame | None:
+        if self._draining:
+            # Freed slots are never granted again once draining.
+            self._credits = 0
+        if not (
+            self._results or self._credits or self._heartbeat is not None or self._reports or self._draining_unsent()
+        ):
+            return None
+        frame = mesh_pb2.SidecarFrame(results=self._results, credits=self._credits, draining=self._draining)
+        if self._heartbeat is not None:
+            frame.heartbeat.CopyFrom(self._heartbeat)
+        if self._reports:
+            frame.invalidation_reports.extend(self._reports)
+            self._reports = []
+        self._results = []
+        self._credits = 0
+        self._heartbeat = None
+        if self._draining:
+            self._draining_sent = True
+        return frame
+
+    def _draining_unsent(self) -> bool:
+        return self._draining and not self._draining_sent
+
+    def _reset_for_stream(self) -> None:
+        """Empty the outbox for a new stream, whose Register carries the free slots."""
+        self._drop_stream_results()
+        self._credits = 0
+        self._heartbeat = None
+        self._draining_sent = False
+        self._reports = []
+
+    def _drop_stream_results(self) -> None:
+        """Forget the stream that ended: the coordinator re-queues everything it held."""
+        self.counters.results_dropped += len(self._results)
+        self._results = []
+        self._session_keys.clear()
