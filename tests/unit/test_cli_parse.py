@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
-from swarmmesh import cli, errors
+from swarmmesh import _cli_args, _cli_commands, _cli_delegate, cli, errors
 from swarmmesh.types import TaskState
 
 
@@ -22,17 +22,17 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_label_arg() -> None:
-    assert cli.label_arg("math=3") == ("math", 3)
-    assert cli.label_arg("gpu") == ("gpu", 0)
+    assert _cli_args.label_arg("math=3") == ("math", 3)
+    assert _cli_args.label_arg("gpu") == ("gpu", 0)
     for bad in ("=3", "math=x", "math=-1"):
         with pytest.raises(argparse.ArgumentTypeError):
-            cli.label_arg(bad)
+            _cli_args.label_arg(bad)
 
 
 def test_states_arg_accepts_lists_and_prefixes() -> None:
-    assert cli.states_arg("pending,TASK_STATE_FAILED") == [TaskState.PENDING, TaskState.FAILED]
+    assert _cli_args.states_arg("pending,TASK_STATE_FAILED") == [TaskState.PENDING, TaskState.FAILED]
     with pytest.raises(argparse.ArgumentTypeError, match="unknown task state"):
-        cli.states_arg("done")
+        _cli_args.states_arg("done")
 
 
 def test_submit_flags() -> None:
@@ -46,13 +46,13 @@ def test_submit_flags() -> None:
     assert (ns.priority, ns.tenant, ns.timeout_ms, ns.idempotency_key) == (7, "t", 900, "k")
     assert ns.wait and ns.count == 1
     assert ns.output_json is False  # --json after submit is about the payload
-    spec = cli.spec_from_args(ns)
+    spec = _cli_commands.spec_from_args(ns)
     assert spec.payload == b'{"n":5}' and spec.content_type == "application/json"
     assert spec.required_labels == {"math": 2, "fast": 0} and spec.preferred_labels == {"gpu": 1}
 
 
 def test_global_options_before_or_after_the_subcommand(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(cli.ENV_COORDINATOR, "10.0.0.1:9")
+    monkeypatch.setenv(_cli_args.ENV_COORDINATOR, "10.0.0.1:9")
     ns = parse("tasks")
     assert ns.coordinator == "10.0.0.1:9"
     assert ns.output_json is False and ns.rpc_timeout == 30.0
@@ -63,7 +63,7 @@ def test_global_options_before_or_after_the_subcommand(monkeypatch: pytest.Monke
     assert ns.state == [[TaskState.FAILED], [TaskState.PENDING, TaskState.ASSIGNED]]
     ns = parse("agents", "--all", "--json", "--coordinator", "127.0.0.1:2", "--rpc-timeout", "2")
     assert ns.include_gone and ns.output_json and ns.coordinator == "127.0.0.1:2" and ns.rpc_timeout == 2.0
-    monkeypatch.delenv(cli.ENV_COORDINATOR)
+    monkeypatch.delenv(_cli_args.ENV_COORDINATOR)
     assert parse("stats").coordinator == "127.0.0.1:7070"
 
 
@@ -95,7 +95,7 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
 
 
 def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main([]) == cli.EXIT_USAGE
+    assert cli.main([]) == _cli_commands.EXIT_USAGE
     assert "COMMAND" in capsys.readouterr().err
 
 
@@ -104,47 +104,47 @@ def _payload_ns(payload: str | None, *, as_json: bool = False, content_type: str
 
 
 def test_read_payload_variants(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    assert cli.read_payload(_payload_ns(None)) == (b"", "")
-    assert cli.read_payload(_payload_ns("hello")) == ("hello", "")
+    assert _cli_commands.read_payload(_payload_ns(None)) == (b"", "")
+    assert _cli_commands.read_payload(_payload_ns("hello")) == ("hello", "")
     data = tmp_path / "p.bin"
     data.write_bytes(b"\x00\xff")
-    assert cli.read_payload(_payload_ns(f"@{data}", content_type="image/raw")) == (b"\x00\xff", "image/raw")
+    assert _cli_commands.read_payload(_payload_ns(f"@{data}", content_type="image/raw")) == (b"\x00\xff", "image/raw")
     js = tmp_path / "p.json"
     js.write_text('{ "a" : [1, 2] }')
-    assert cli.read_payload(_payload_ns(f"@{js}", as_json=True)) == (b'{"a":[1,2]}', "application/json")
-    assert cli.read_payload(_payload_ns("42", as_json=True)) == (b"42", "application/json")
+    assert _cli_commands.read_payload(_payload_ns(f"@{js}", as_json=True)) == (b'{"a":[1,2]}', "application/json")
+    assert _cli_commands.read_payload(_payload_ns("42", as_json=True)) == (b"42", "application/json")
     monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(buffer=io.BytesIO(b"from stdin")))
-    assert cli.read_payload(_payload_ns("-")) == (b"from stdin", "")
+    assert _cli_commands.read_payload(_payload_ns("-")) == (b"from stdin", "")
 
 
 def test_read_payload_errors(tmp_path: Path) -> None:
-    with pytest.raises(cli.CLIError, match="not valid JSON"):
-        cli.read_payload(_payload_ns("{bad", as_json=True))
-    with pytest.raises(cli.CLIError, match="cannot read payload file"):
-        cli.read_payload(_payload_ns(f"@{tmp_path / 'missing'}"))
+    with pytest.raises(_cli_commands.CLIError, match="not valid JSON"):
+        _cli_commands.read_payload(_payload_ns("{bad", as_json=True))
+    with pytest.raises(_cli_commands.CLIError, match="cannot read payload file"):
+        _cli_commands.read_payload(_payload_ns(f"@{tmp_path / 'missing'}"))
     raw = tmp_path / "raw"
     raw.write_bytes(b"\xff\xfe")
-    with pytest.raises(cli.CLIError, match="not UTF-8"):
-        cli.read_payload(_payload_ns(f"@{raw}", as_json=True))
+    with pytest.raises(_cli_commands.CLIError, match="not UTF-8"):
+        _cli_commands.read_payload(_payload_ns(f"@{raw}", as_json=True))
 
 
 def test_split_delegated() -> None:
-    assert cli.split_delegated(["coordinator", "--listen", "127.0.0.1:0"]) == (
+    assert _cli_delegate.split_delegated(["coordinator", "--listen", "127.0.0.1:0"]) == (
         "coordinator",
         ["--listen", "127.0.0.1:0"],
     )
-    assert cli.split_delegated(["--json", "coordinator", "--help"]) == ("coordinator", ["--help"])
-    assert cli.split_delegated(["--coordinator", "127.0.0.1:5", "sidecar", "--agent-id", "a"]) == (
+    assert _cli_delegate.split_delegated(["--json", "coordinator", "--help"]) == ("coordinator", ["--help"])
+    assert _cli_delegate.split_delegated(["--coordinator", "127.0.0.1:5", "sidecar", "--agent-id", "a"]) == (
         "sidecar",
         ["--coordinator", "127.0.0.1:5", "--agent-id", "a"],
     )
-    assert cli.split_delegated(["--coordinator=127.0.0.1:5", "sidecar"]) == (
+    assert _cli_delegate.split_delegated(["--coordinator=127.0.0.1:5", "sidecar"]) == (
         "sidecar",
         ["--coordinator", "127.0.0.1:5"],
     )
-    assert cli.split_delegated(["tasks", "coordinator"]) is None
-    assert cli.split_delegated(["--coordinator"]) is None
-    assert cli.split_delegated([]) is None
+    assert _cli_delegate.split_delegated(["tasks", "coordinator"]) is None
+    assert _cli_delegate.split_delegated(["--coordinator"]) is None
+    assert _cli_delegate.split_delegated([]) is None
 
 
 def test_delegation_calls_main_with_the_rest(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -164,8 +164,8 @@ def test_delegation_calls_main_with_the_rest(monkeypatch: pytest.MonkeyPatch) ->
 def test_delegation_to_a_missing_package(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setitem(cli.DELEGATES, "sidecar", ("swarmmesh_no_such_pkg.__main__", "x"))
-    assert cli.main(["sidecar"]) == cli.EXIT_ERROR
+    monkeypatch.setitem(_cli_delegate.DELEGATES, "sidecar", ("swarmmesh_no_such_pkg.__main__", "x"))
+    assert cli.main(["sidecar"]) == _cli_commands.EXIT_ERROR
     assert "not installed" in capsys.readouterr().err
 
 
@@ -193,8 +193,8 @@ class FailingClient:
 def test_unreachable_coordinator_is_one_clear_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "AsyncClient", FailingClient)
-    assert cli.main(["--coordinator", "127.0.0.1:1", "stats"]) == cli.EXIT_ERROR
+    monkeypatch.setattr(_cli_commands, "AsyncClient", FailingClient)
+    assert cli.main(["--coordinator", "127.0.0.1:1", "stats"]) == _cli_commands.EXIT_ERROR
     err = capsys.readouterr().err
     assert "cannot reach the coordinator at 127.0.0.1:1" in err
     assert "UNAVAILABLE" in err and "Traceback" not in err
@@ -203,19 +203,19 @@ def test_unreachable_coordinator_is_one_clear_line(
 def test_server_errors_show_code_and_message(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "AsyncClient", FailingClient)
+    monkeypatch.setattr(_cli_commands, "AsyncClient", FailingClient)
     monkeypatch.setattr(
         FailingClient, "error", errors.error_for(grpc.StatusCode.NOT_FOUND, "task 'x' is unknown")
     )
-    assert cli.main(["task", "x"]) == cli.EXIT_ERROR
+    assert cli.main(["task", "x"]) == _cli_commands.EXIT_ERROR
     assert "error: NOT_FOUND: task 'x' is unknown" in capsys.readouterr().err
 
 
 def test_submit_refuses_count_with_idempotency_key(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(cli, "AsyncClient", FailingClient)
-    assert cli.main(["submit", "k", "--count", "2", "--idempotency-key", "a"]) == cli.EXIT_ERROR
+    monkeypatch.setattr(_cli_commands, "AsyncClient", FailingClient)
+    assert cli.main(["submit", "k", "--count", "2", "--idempotency-key", "a"]) == _cli_commands.EXIT_ERROR
     assert "--idempotency-key" in capsys.readouterr().err
 
 
@@ -232,10 +232,10 @@ def test_json_output_is_valid(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Ca
         async def agents(self, include_gone: bool = False) -> list[AgentInfo]:
             return [AgentInfo("a1", AgentState.READY, labels={"math": 3}, capacity=8)]
 
-    monkeypatch.setattr(cli, "AsyncClient", AgentsClient)
-    assert cli.main(["agents", "--json"]) == cli.EXIT_OK
+    monkeypatch.setattr(_cli_commands, "AsyncClient", AgentsClient)
+    assert cli.main(["agents", "--json"]) == _cli_commands.EXIT_OK
     data = json.loads(capsys.readouterr().out)
     assert data[0]["agent_id"] == "a1" and data[0]["state"] == "READY" and data[0]["labels"] == {"math": 3}
-    assert cli.main(["agents"]) == cli.EXIT_OK
+    assert cli.main(["agents"]) == _cli_commands.EXIT_OK
     out = capsys.readouterr().out
     assert "AGENT" in out and "a1" in out and "math=3" in out
