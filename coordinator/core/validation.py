@@ -30,15 +30,23 @@ def invalid(field: str, problem: str) -> CoreError:
     return CoreError(StatusCode.INVALID_ARGUMENT, f"{field}: {problem}")
 
 
-def check_name(field: str, value: str, max_chars: int = MAX_ID_CHARS, *, required: bool = True) -> None:
+def _name_problem(value: str, max_chars: int, required: bool) -> str:
+    """What is wrong with a name, or "" (runs for several fields of every task: keep it lean)."""
     if not value:
-        if required:
-            raise invalid(field, "is required")
-        return
+        return "is required" if required else ""
     if len(value) > max_chars:
-        raise invalid(field, f"is {len(value)} characters, the limit is {max_chars}")
-    if not value.isprintable() or any(c.isspace() for c in value):
-        raise invalid(field, f"{value[:40]!r} has whitespace or control characters")
+        return f"is {len(value)} characters, the limit is {max_chars}"
+    # A printable character that is whitespace can only be the ASCII space: every other one
+    # is in a Unicode "Other" or "Separator" category, which isprintable() rejects.
+    if not value.isprintable() or " " in value:
+        return f"{value[:40]!r} has whitespace or control characters"
+    return ""
+
+
+def check_name(field: str, value: str, max_chars: int = MAX_ID_CHARS, *, required: bool = True) -> None:
+    problem = _name_problem(value, max_chars, required)
+    if problem:
+        raise invalid(field, problem)
 
 
 def check_labels(field: str, labels: tuple[tuple[str, int], ...], limits: Limits) -> None:
@@ -51,33 +59,44 @@ def check_labels(field: str, labels: tuple[tuple[str, int], ...], limits: Limits
 
 
 def check_spec(index: int, spec: TaskSpec, limits: Limits) -> None:
-    f = f"tasks[{index}]"
-    check_name(f"{f}.kind", spec.kind)
+    # Field names are formatted only for a problem: this runs for every task submitted.
+    problem = _name_problem(spec.kind, MAX_ID_CHARS, True)
+    if problem:
+        raise invalid(f"tasks[{index}].kind", problem)
     if len(spec.payload) > limits.max_payload_bytes:
-        raise invalid(f"{f}.payload", f"is {len(spec.payload)} bytes, the limit is {limits.max_payload_bytes}")
-    check_name(f"{f}.content_type", spec.content_type, required=False)
-    check_labels(f"{f}.required_labels", spec.required_labels, limits)
-    check_labels(f"{f}.preferred_labels", spec.preferred_labels, limits)
+        raise invalid(f"tasks[{index}].payload", f"is {len(spec.payload)} bytes, the limit is {limits.max_payload_bytes}")
+    ct = spec.content_type
+    # Spaces are allowed: parameters are part of a media type ("text/plain; charset=utf-8").
+    if len(ct) > MAX_ID_CHARS:
+        raise invalid(f"tasks[{index}].content_type", f"is {len(ct)} characters, the limit is {MAX_ID_CHARS}")
+    if ct and not ct.isprintable():
+        raise invalid(f"tasks[{index}].content_type", f"{ct[:40]!r} has control characters")
+    if spec.required_labels:
+        check_labels(f"tasks[{index}].required_labels", spec.required_labels, limits)
+    if spec.preferred_labels:
+        check_labels(f"tasks[{index}].preferred_labels", spec.preferred_labels, limits)
     if not -MAX_PRIORITY <= spec.priority <= MAX_PRIORITY:
-        raise invalid(f"{f}.priority", f"{spec.priority} is outside -{MAX_PRIORITY}..{MAX_PRIORITY}")
-    check_name(f"{f}.tenant", spec.tenant)
+        raise invalid(f"tasks[{index}].priority", f"{spec.priority} is outside -{MAX_PRIORITY}..{MAX_PRIORITY}")
+    problem = _name_problem(spec.tenant, MAX_ID_CHARS, True)
+    if problem:
+        raise invalid(f"tasks[{index}].tenant", problem)
     if spec.timeout_ms > MAX_TIMEOUT_MS:
-        raise invalid(f"{f}.timeout_ms", f"{spec.timeout_ms} is more than 7 days")
+        raise invalid(f"tasks[{index}].timeout_ms", f"{spec.timeout_ms} is more than 7 days")
     if len(spec.idempotency_key) > limits.max_key_chars:
-        raise invalid(f"{f}.idempotency_key", f"is longer than {limits.max_key_chars} characters")
+        raise invalid(f"tasks[{index}].idempotency_key", f"is longer than {limits.max_key_chars} characters")
     if len(spec.cache_key) > limits.max_key_chars:
-        raise invalid(f"{f}.cache_key", f"is longer than {limits.max_key_chars} characters")
+        raise invalid(f"tasks[{index}].cache_key", f"is longer than {limits.max_key_chars} characters")
     if len(spec.dependencies) > limits.max_dependencies:
-        raise invalid(f"{f}.dependencies", f"has {len(spec.dependencies)} entries, the limit is {limits.max_dependencies}")
+        raise invalid(f"tasks[{index}].dependencies", f"has {len(spec.dependencies)} entries, the limit is {limits.max_dependencies}")
     for i, dep in enumerate(spec.dependencies):
-        check_name(f"{f}.dependencies[{i}]", dep, limits.max_key_chars)
+        check_name(f"tasks[{index}].dependencies[{i}]", dep, limits.max_key_chars)
     if len(spec.trace_context) > limits.max_trace_entries:
-        raise invalid(f"{f}.trace_context", f"has more than {limits.max_trace_entries} entries")
+        raise invalid(f"tasks[{index}].trace_context", f"has more than {limits.max_trace_entries} entries")
     for key, value in spec.trace_context:
         if len(key) > 64 or len(value) > 1024:
-            raise invalid(f"{f}.trace_context[{key[:40]!r}]", "key over 64 or value over 1024 characters")
+            raise invalid(f"tasks[{index}].trace_context[{key[:40]!r}]", "key over 64 or value over 1024 characters")
     if spec.max_attempts > MAX_ATTEMPTS:
-        raise invalid(f"{f}.max_attempts", f"{spec.max_attempts} is more than {MAX_ATTEMPTS}")
+        raise invalid(f"tasks[{index}].max_attempts", f"{spec.max_attempts} is more than {MAX_ATTEMPTS}")
 
 
 def check_batch(specs: list[TaskSpec], limits: Limits) -> None:

@@ -198,6 +198,12 @@ def test_validation_names_the_field(core: MeshCore) -> None:
         ([spec(priority=5000)], "tasks[0].priority"),
         ([spec(required_labels={"math": 500})], "tasks[0].required_labels['math']: level 500"),
         ([spec(tenant="")], "tasks[0].tenant: is required"),
+        ([spec("k\tx")], "tasks[0].kind: 'k\\tx' has whitespace or control characters"),
+        ([spec("k\u3000x")], "tasks[0].kind"),  # an ideographic space
+        ([spec("k\xa0x")], "tasks[0].kind"),  # a no-break space
+        ([spec(tenant="t\x00")], "tasks[0].tenant"),
+        ([spec(content_type="text/plain\n")], "tasks[0].content_type"),
+        ([spec(required_labels={"a b": 1})], "tasks[0].required_labels['a b']"),
     ]
     for specs, needle in cases:
         with pytest.raises(CoreError) as err:
@@ -205,6 +211,9 @@ def test_validation_names_the_field(core: MeshCore) -> None:
         assert err.value.code == StatusCode.INVALID_ARGUMENT
         assert needle in err.value.message, err.value.message
     assert core.counters.submitted == 0
+    # A media type with parameters is a valid content type.
+    core.submit([spec(content_type="text/plain; charset=utf-8")], 0)
+    assert core.counters.submitted == 1
 
 
 def test_registration_is_validated(core: MeshCore) -> None:
