@@ -5,7 +5,8 @@ else the OpenTelemetry span active where submit() was called. Otherwise it
 starts a trace, sampled by OTEL_TRACES_SAMPLER(_ARG). An unsampled decision
 travels on too, so no later hop samples a trace that lacks its start: a task
 the caller gave a context keeps it (flag 00), and the others go without one
-in a call marked with TRACE_DECIDED_HEADER.
+in a submission marked as decided (SessionSubmit.trace_decided, the
+session's form of SubmitTasks' TRACE_DECIDED_HEADER metadata).
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from opentelemetry import trace as otel_trace
 
 from swarmmesh.telemetry import SpanKind, Tracer
 from swarmmesh.telemetry.context import (
-    TRACE_DECIDED_HEADER,
     TRACEPARENT,
     TRACESTATE,
     TraceParent,
@@ -29,7 +29,6 @@ from swarmmesh.telemetry.context import (
 from swarmmesh.v1 import types_pb2
 
 _PRODUCER = int(SpanKind.PRODUCER)
-DECIDED_METADATA = ((TRACE_DECIDED_HEADER, "1"),)
 # (index in the request, trace id, span id, parent span id)
 Pending = tuple[int, int, int, int]
 
@@ -62,14 +61,14 @@ class SubmitTracing:
             parent = parent_from_pairs(tc) if tc else parents[i]
             if parent is None:
                 if not live:
-                    continue  # no trace: the call's TRACE_DECIDED_HEADER marks it unsampled
+                    continue  # no trace: the submission's trace_decided marks it unsampled
                 trace_id, sampled = tracer.new_root()
                 parent_id, tracestate = 0, ""
             else:
                 trace_id, sampled, parent_id, tracestate = parent.trace_id, parent.sampled, parent.span_id, \
                     parent.tracestate
             if not sampled:
-                # Sent without a context: the call's TRACE_DECIDED_HEADER says what that means.
+                # Sent without a context: the submission's trace_decided says what that means.
                 continue
             if not live:
                 if not tc:
