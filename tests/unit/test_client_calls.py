@@ -547,15 +547,23 @@ async def test_a_broken_stream_fails_pending_submits_and_the_next_submit_reopens
     assert [len(s.tasks) for s in stub.sessions[1].submits] == [1]
 
 
-async def test_a_stream_that_ends_cleanly_fails_pending_submits() -> None:
+async def break_under_a_pending_submit(error: BaseException | None, match: str | None = None
+                                       ) -> tuple[FakeStub, AsyncClient]:
+    """A client whose first session ends (with `error`, or cleanly) while a submit waits for
+    its ack; that submit must fail with Unavailable."""
     stub = FakeStub()
     stub.session_script = [SessionScript(ack_submits=False)]
     c = make_client(stub)
     pending = asyncio.create_task(c.submit("k"))
     await until(lambda: bool(stub.sessions) and len(stub.sessions[0].held_submits) == 1)
-    stub.sessions[0].fail(None)
-    with pytest.raises(errors.Unavailable, match="ended the session"):
+    stub.sessions[0].fail(error)
+    with pytest.raises(errors.Unavailable, match=match):
         await pending
+    return stub, c
+
+
+async def test_a_stream_that_ends_cleanly_fails_pending_submits() -> None:
+    stub, c = await break_under_a_pending_submit(None, "ended the session")
     assert await c.submit("k") == "t1"
     assert len(stub.sessions) == 2
 
@@ -1027,14 +1035,7 @@ async def test_a_write_error_ends_the_broken_sessions_tasks() -> None:
 
 
 async def test_a_read_error_ends_the_broken_sessions_writer() -> None:
-    stub = FakeStub()
-    stub.session_script = [SessionScript(ack_submits=False)]
-    c = make_client(stub)
-    t = asyncio.create_task(c.submit("k"))
-    await until(lambda: bool(stub.sessions) and len(stub.sessions[0].held_submits) == 1)
-    stub.sessions[0].fail(rpc_error(grpc.StatusCode.UNAVAILABLE, "reset"))
-    with pytest.raises(errors.Unavailable):
-        await t
+    _, c = await break_under_a_pending_submit(rpc_error(grpc.StatusCode.UNAVAILABLE, "reset"))
     old = c._session
     assert await c.submit("k") == "t1"  # a new session replaces it
     await c.close()  # closes only the new one
@@ -1055,16 +1056,8 @@ async def test_close_during_as_completed_after_progress_raises_unavailable() -> 
 
 
 async def test_no_session_task_is_left_pending(caplog: pytest.LogCaptureFixture) -> None:
-    stub = FakeStub()
-    stub.session_script = [SessionScript(ack_submits=False)]
-    c = make_client(stub)
-    t = asyncio.create_task(c.submit("k"))
-    await until(lambda: bool(stub.sessions) and len(stub.sessions[0].held_submits) == 1)
-    stub.sessions[0].fail(rpc_error(grpc.StatusCode.UNAVAILABLE, "reset"))
-    with pytest.raises(errors.Unavailable):
-        await t
+    stub, c = await break_under_a_pending_submit(rpc_error(grpc.StatusCode.UNAVAILABLE, "reset"))
     assert await c.submit("k") == "t1"
-    del t
     stub.sessions.pop(0)
     for _ in range(3):
         gc.collect()
