@@ -21,6 +21,7 @@ from agent_sidecar.connection import SessionInfo
 from agent_sidecar.handlers import HandlerLoadError
 from agent_sidecar.sidecar import Sidecar
 from swarmmesh import eventloop
+from swarmmesh.heap import HeapPolicy
 
 log = logging.getLogger("agent_sidecar")
 
@@ -86,13 +87,14 @@ async def _serve(config: SidecarConfig, ready_file: str | None) -> tuple[int, in
 
     ready = _ReadyFile(Path(ready_file)) if ready_file else None
     sidecar = Sidecar(config, on_registered=ready.write if ready else None)
+    heap = HeapPolicy()
     try:
         try:
             await sidecar.start()
         except (HandlerLoadError, ValueError) as exc:
             log.error("%s", exc)
             return EXIT_CONFIG, 0
-        eventloop.settle_heap()
+        heap.start()
         waiters = {
             asyncio.create_task(stop_requested.wait()),
             asyncio.create_task(sidecar.wait_stopped()),
@@ -105,6 +107,7 @@ async def _serve(config: SidecarConfig, ready_file: str | None) -> tuple[int, in
             await asyncio.gather(*waiters, return_exceptions=True)
         await sidecar.stop()
     finally:
+        heap.stop()
         for sig in installed:
             loop.remove_signal_handler(sig)
     return (EXIT_OK if sidecar.drained_cleanly else EXIT_UNCLEAN), sidecar.runner.busy_threads

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from coordinator.config import CoordinatorConfig
 from coordinator.server import Coordinator
 from swarmmesh import eventloop
+from swarmmesh.heap import HeapPolicy
 
 
 async def _serve(cfg: CoordinatorConfig) -> None:
     coord = Coordinator(cfg)
     await coord.start()
-    eventloop.settle_heap()
+    heap = HeapPolicy()
+    heap.start()
     loop = asyncio.get_running_loop()
     stopping: asyncio.Task[None] | None = None
 
@@ -31,9 +33,12 @@ async def _serve(cfg: CoordinatorConfig) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    await coord.wait_stopped()
-    if stopping is not None:
-        await stopping
+    try:
+        await coord.wait_stopped()
+        if stopping is not None:
+            await stopping
+    finally:
+        heap.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""How the swarmmesh processes run: their asyncio event loop, and their heap after start-up.
+"""Which asyncio event loop the swarmmesh processes run on.
 
 `SWARMMESH_EVENT_LOOP=uvloop` runs on uvloop when it is installed (the `fast`
 extra); `asyncio` (the default) runs on the standard loop.
@@ -7,7 +7,6 @@ extra); `asyncio` (the default) runs on the standard loop.
 from __future__ import annotations
 
 import asyncio
-import gc
 import os
 from collections.abc import Coroutine
 from typing import Any, TypeVar
@@ -35,15 +34,3 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         return result
     return asyncio.run(main)
 
-
-def settle_heap() -> None:
-    """Call once a process has started: keep what start-up allocated out of the collector's scans.
-
-    Imports (grpc, protobuf, OpenTelemetry) leave a few hundred thousand
-    long-lived objects, and every full collection walks them all: in the
-    coordinator that was a 33 ms pause, the largest single stall a task saw
-    at 1,000 tasks/s. They live as long as the process, so nothing is lost
-    by freezing them; objects allocated later are collected as usual.
-    """
-    gc.collect()
-    gc.freeze()
