@@ -200,8 +200,10 @@ class Feedback:
         unused estimates drift back toward them, and mark stalled agents."""
         cfg = self.config
         by_kind: dict[str, list[float]] = {}
-        fleet = self._fleet()
-        for a in fleet:
+        # Only agents that have run something carry estimates: a large fleet
+        # of idle agents costs one cheap pass, not two.
+        with_kinds: list[AgentRecord] = []
+        for a in self._fleet():
             s = a.stats
             if s.ejected_until and now >= s.ejected_until:
                 s.ejected_until = 0.0
@@ -213,13 +215,15 @@ class Feedback:
                 self._set_allowed(a, now)
                 if now >= s.ramp_until:
                     s.ramp_until = 0.0
-            for kind, st in s.kinds.items():
-                if st.samples:
-                    by_kind.setdefault(kind, []).append(st.estimate)
+            if s.kinds:
+                with_kinds.append(a)
+                for kind, st in s.kinds.items():
+                    if st.samples:
+                        by_kind.setdefault(kind, []).append(st.estimate)
         self.baseline = {k: _median(v) for k, v in by_kind.items()}
         keep = math.exp(-dt / cfg.latency_forget_s) if dt > 0 else 1.0
         stale = now - cfg.latency_forget_s / 4
-        for a in fleet:
+        for a in with_kinds:
             s = a.stats
             # Stalled: work in flight, yet no result for several times the
             # estimate. Route as if its estimate were that silence, so nothing
