@@ -218,6 +218,7 @@ class Coordinator:
                                        f"lease expired: no frame for {self.config.lease_timeout_s} s")
                 self.flush_cancels()
                 self.schedule_dispatch()
-                self.profiler.tick(time.time())
+                for _ in self.profiler.tick_steps(time.time()):
+                    await asyncio.sleep(0)
             except Exception:  # the ticker must survive a bug in one sweep
                 log.exception("tick failed")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 from coordinator.core.model import AgentRecord, AllocationSite, CacheStats, Heartbeat, TaskRecord, TaskState
@@ -111,6 +111,12 @@ class Fleet:
             occ.add(a, b)
 
     def sample(self, now: float, agents: list[AgentRecord]) -> None:
+        for _ in self.sample_steps(now, agents, len(agents) + 1):
+            pass
+
+    def sample_steps(self, now: float, agents: list[AgentRecord], step: int) -> Iterator[None]:
+        """sample(), pausing (yielding) after every `step` agents: the shell lets
+        other work run in between, so a large fleet is never one long stall."""
         if self.floor is None:
             self.floor = fold_floor(now)
         floor = fold_floor(now)
@@ -119,7 +125,9 @@ class Fleet:
             for each in self.tracks.values():
                 each.held.fold(floor)
         live = set()
-        for agent in agents:
+        for i, agent in enumerate(agents, 1):
+            if not i % step:
+                yield
             live.add(agent.agent_id)
             track = self.tracks.get(agent.agent_id)
             if track is None:

@@ -190,3 +190,22 @@ def test_arrivals_and_listener_cost_nothing_for_other_transitions() -> None:
     prof.tick(T + 1)
     assert prof.report(T + 2, window_s=10).kinds == ()  # cancelled attempts are not results
     assert sum(b.arrivals.get("k", 0) for b in prof._rec.window(T - 1, T + 2)) == 3
+
+
+def test_sampling_a_large_fleet_yields_between_slices_and_sees_every_agent() -> None:
+    from coordinator.profile.profiler import SAMPLE_STEP
+
+    ids = tuple(f"a{i}" for i in range(2 * SAMPLE_STEP + 7))
+    core, prof = mesh(agents=ids)
+    twin_core, twin = mesh(agents=ids)
+    assert sum(1 for _ in prof.tick_steps(T + 1)) == 2  # two pauses: three slices
+    twin.tick(T + 1)
+    core.registry.remove(core.registry.get("a0"))  # type: ignore[arg-type]
+    twin_core.registry.remove(twin_core.registry.get("a0"))  # type: ignore[arg-type]
+    for p in (prof, twin):
+        for _ in p.tick_steps(T + 2.5):
+            pass
+    got = {a.agent_id: a for a in prof.report(T + 3).agents}
+    want = {a.agent_id: a for a in twin.report(T + 3).agents}
+    assert got == want
+    assert set(got) == set(ids) - {"a0"}  # a0 seen gone by the later, sliced sample
