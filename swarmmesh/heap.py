@@ -14,13 +14,15 @@ collector just stops walking them. CPython's own young collections still run
 between two freezes and find the short-lived cycles. A full collection, the
 only thing that finds cycles among frozen objects, runs when the heap has
 doubled (plus a floor) since the last one, as Go's collector does by default,
-so garbage cycles can never take more than the live heap's size again, and a
+so garbage cycles never take more than about the live heap's size, and a
 heap that keeps its size is never walked again. A full collection is a long
 pause (200 ms at 600,000 objects), so the rule keeps them few while a fleet
-grows: a geometric series, not one each time a quarter more has arrived. The heap is measured in the allocator's blocks
-(`sys.getallocatedblocks`, a walk over its pools: a fraction of a
-millisecond), not by counting the frozen objects, which walks them all and
-took 80 ms in a coordinator with 5,000 agents.
+grows: a geometric series, not one each time a quarter more has arrived.
+
+The heap is measured in the allocator's blocks (`sys.getallocatedblocks`, a
+walk over its pools: a fraction of a millisecond), not by counting the
+frozen objects, which walks them all and took 80 ms in a coordinator with
+5,000 agents.
 
 `SWARMMESH_HEAP=python` leaves CPython's own schedule in place (the frozen
 start-up heap aside).
