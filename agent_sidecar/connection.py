@@ -89,6 +89,8 @@ class ConnectionManager(Outbox):
         self._closing = False
         self._half_close = False
         self._drain_requested = False
+        # This stream's coordinator sent a drain frame: no assignment follows it.
+        self._drain_answered = False
         self._interrupt = asyncio.Event()  # ends a backoff sleep early
         self.registered_once = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
@@ -119,16 +121,32 @@ class ConnectionManager(Outbox):
     async def flush(self, timeout_s: float) -> bool:
         """Wait until queued results are written; False on timeout or lost stream."""
 
-        async def drained() -> None:
-            while self._connected and (self._results or self._writing or self._draining_unsent()):
+        written = await self._until(lambda: not (self._results or self._writing or self._draining_unsent()),
+                                    timeout_s)
+        return written and self._connected and not self._results
+
+    async def drain_answered(self, timeout_s: float) -> bool:
+        """After set_draining(): wait for the coordinator's drain frame. Every
+        assignment it wrote before that frame has arrived by then, so the
+        runner holds all the work this agent will get. False on timeout (an
+        older coordinator does not answer) or when there is no stream."""
+
+        answered = await self._until(lambda: self._drain_answered, timeout_s)
+        return answered and self._connected and self._drain_answered
+
+    async def _until(self, done: Callable[[], bool], timeout_s: float) -> bool:
+        """Wait until done() or the stream is gone; False on timeout."""
+
+        async def wait() -> None:
+            while self._connected and not done():
                 self._progress.clear()
                 await self._progress.wait()
 
         try:
-            await asyncio.wait_for(drained(), timeout_s)
+            await asyncio.wait_for(wait(), timeout_s)
         except TimeoutError:
             return False
-        return self._connected and not self._results
+        return True
 
     async def close(self, timeout_s: float = 5.0) -> None:
         """Half-close the stream once the outbox is written, then close the channel."""
@@ -230,6 +248,7 @@ class ConnectionManager(Outbox):
             self._accept_registration(first.registered)
             self._session_registered = True
             self._connected = True
+            self._drain_answered = False
             self._handle_frame(first)
 
             writer = asyncio.create_task(self._write_loop(call), name="swarmmesh-sidecar-writer")
@@ -328,6 +347,9 @@ class ConnectionManager(Outbox):
     def _handle_frame(self, frame: mesh_pb2.CoordinatorFrame) -> None:
         """Apply a coordinator frame; a drain request goes to the sidecar's callback."""
         self._frames.handle(frame)
+        if frame.drain and not self._drain_answered:
+            self._drain_answered = True
+            self._progress.set()
         if frame.drain and not self._drain_requested:
             self._drain_requested = True
             log.info("coordinator asked this agent to drain")

@@ -42,6 +42,9 @@ FLUSH_TIMEOUT_S = 5.0
 SPAN_FLUSH_TIMEOUT_S = 2.0
 # How long the coordinator gets to end the stream after our half-close.
 CLOSE_TIMEOUT_S = 5.0
+# How long a draining sidecar waits for the coordinator's drain frame, after
+# which no assignment is on its way (a coordinator that never answers costs this).
+DRAIN_ANSWER_TIMEOUT_S = 5.0
 
 
 class SidecarState(enum.Enum):
@@ -248,9 +251,11 @@ class Sidecar:
             started = time.monotonic()
             log.info("draining: %d task(s) in flight, up to %.1f s", runner.in_flight, grace)
             conn.set_draining()
-            await runner.wait_idle(grace)
-            # Assignments that crossed our draining flag may still arrive; the
-            # rest of the grace period covers them, then the coordinator re-queues.
+            # Assignments the coordinator wrote before it saw our flag are still
+            # on their way; its answer comes after them on the stream.
+            await conn.drain_answered(min(grace, DRAIN_ANSWER_TIMEOUT_S))
+            await runner.wait_idle(max(0.0, grace - (time.monotonic() - started)))
+            # Past the grace period the coordinator re-queues whatever is left.
             await runner.stop(max(0.0, grace - (time.monotonic() - started)))
             await conn.flush(FLUSH_TIMEOUT_S)
             await conn.close(CLOSE_TIMEOUT_S)

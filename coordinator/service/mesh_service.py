@@ -44,6 +44,8 @@ class AgentSession:
         self._idle = asyncio.Event()
         self._idle.set()
         self.closed = asyncio.Event()
+        # The agent's draining flag has been answered with a drain frame.
+        self.drain_answered = False
         # Set when the coordinator ends the stream (fenced, lease expired).
         self.close_status: tuple[grpc.StatusCode, str] | None = None
         self.frames_sent = 0
@@ -218,6 +220,12 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
                 rejected = [mesh_pb2.ResultAck(task_id=a.task_id, attempt=a.attempt, code=int(a.code),
                                                message=a.message) for a in acks if a.code]
                 sess.send_acks(len(acks) - len(rejected), rejected)
+            if frame.draining and not sess.drain_answered:
+                # The agent is no longer assigned anything (core.frame saw to
+                # that): a drain frame tells it so. Assignments written before
+                # it arrive before it, so the agent knows when none is in transit.
+                sess.drain_answered = True
+                sess.send_drain()
             if frame.credits or frame.draining:
                 self._c.schedule_dispatch()
             if frame.invalidation_reports:

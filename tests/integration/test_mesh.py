@@ -7,8 +7,9 @@ import signal
 import time
 from collections import Counter
 
-from swarmmesh.v1 import tasks_pb2, types_pb2
+from swarmmesh.v1 import mesh_pb2, tasks_pb2, types_pb2
 from tests.integration.conftest import Mesh
+from tests.integration.raw_sidecar import RawSidecar
 from tests.support import assert_eventually, free_port
 
 SUCCEEDED = types_pb2.TASK_STATE_SUCCEEDED
@@ -161,3 +162,24 @@ def test_a_frozen_sidecar_loses_its_lease_and_its_late_results_are_rejected(mesh
     assert_eventually(lambda: Counter(a for _, a, _ in mesh.executions())[1] == 4, what="old attempts ran")
     assert mesh.stats().succeeded_total == 4
     assert all(mesh.stub.GetTask(tasks_pb2.GetTaskRequest(task_id=i)).agent_id == "healthy" for i in ids)
+
+
+def test_a_draining_agent_is_answered_after_its_last_assignment(mesh: Mesh) -> None:
+    """The drain frame tells a draining agent that no assignment is still on its way."""
+    mesh.start_coordinator()
+    agent = RawSidecar(mesh.address, mesh_pb2.Register(agent_id="leaving", capacity=2, credits=2))
+    try:
+        agent.registered()
+        held = mesh.submit([types_pb2.TaskSpec(kind="k")] * 2)
+        assert {a.task_id for a in agent.assignments(2)} == set(held)
+        agent.send(mesh_pb2.SidecarFrame(draining=True, credits=2))
+        assert agent.drain_frame() == 2
+        [later] = mesh.submit([types_pb2.TaskSpec(kind="k")])
+        task = mesh.stub.GetTask(tasks_pb2.GetTaskRequest(task_id=later))
+        assert task.state == types_pb2.TASK_STATE_PENDING and "ready" in task.pending_reason
+        agent.send(mesh_pb2.SidecarFrame(results=[
+            mesh_pb2.TaskResult(task_id=t, attempt=1, state=SUCCEEDED) for t in held]))
+        agent.wait_recorded(2)
+        assert agent.assigned == 2
+    finally:
+        agent.close()

@@ -51,6 +51,11 @@ class FakeStream:
         self.client_closed = asyncio.Event()  # the sidecar half-closed
         self.ended = asyncio.Event()
         self.ack_code = 0
+        # Like the real coordinator, the first draining frame is answered with
+        # a drain frame; a test may send what was "in transit" first instead.
+        self.drain_answered = False
+        self.answer_drain: Callable[[FakeStream], None] = lambda s: s.outbox.put_nowait(
+            mesh_pb2.CoordinatorFrame(drain=True))
 
     @property
     def credits(self) -> int:
@@ -80,6 +85,9 @@ class FakeStream:
                 for r in frame.results
             ]
             self.outbox.put_nowait(mesh_pb2.CoordinatorFrame(acks=acks))
+        if frame.draining and not self.drain_answered:
+            self.drain_answered = True
+            self.answer_drain(self)
         self.dispatch()
 
     @property
@@ -355,6 +363,41 @@ async def test_graceful_drain_finishes_in_flight_and_half_closes(server: FakeSer
     assert sidecar.drained_cleanly
     await sidecar.stop()  # idempotent
     await sidecar.wait_stopped()
+
+
+async def test_drain_runs_assignments_that_crossed_the_draining_flag(server: FakeServer) -> None:
+    sidecar = Sidecar(config(server), registry=registry(echo=echo))
+    await sidecar.start()
+    assert await sidecar.wait_registered(5)
+    stream = server.fake.last
+    loop = asyncio.get_running_loop()
+
+    def late_answer(s: FakeStream) -> None:
+        # Two tasks were assigned before the coordinator read the flag; they
+        # and then the answer reach the agent a while after it started draining.
+        def send() -> None:
+            s.assigned += 2
+            s.outbox.put_nowait(mesh_pb2.CoordinatorFrame(assignments=[task(1), task(2)]))
+            s.outbox.put_nowait(mesh_pb2.CoordinatorFrame(drain=True))
+
+        loop.call_later(0.3, send)
+
+    stream.answer_drain = late_answer
+    await asyncio.wait_for(sidecar.stop(), 10)
+    assert sorted(r.task_id for r in stream.results) == ["t1", "t2"]
+    assert all(r.state == types_pb2.TASK_STATE_SUCCEEDED for r in stream.results)
+    assert sidecar.drained_cleanly and stream.client_closed.is_set()
+
+
+async def test_drain_without_an_answer_ends_after_its_wait(server: FakeServer) -> None:
+    sidecar = Sidecar(config(server), registry=registry(echo=echo))
+    await sidecar.start()
+    assert await sidecar.wait_registered(5)
+    server.fake.last.answer_drain = lambda s: None  # a coordinator that predates the answer
+    t0 = time.monotonic()
+    await asyncio.wait_for(sidecar.stop(), 15)
+    assert 4.5 < time.monotonic() - t0 < 10
+    assert sidecar.drained_cleanly
 
 
 async def test_coordinator_requested_drain_stops_sidecar(server: FakeServer) -> None:
