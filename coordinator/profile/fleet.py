@@ -125,8 +125,8 @@ class Fleet:
             for each in self.tracks.values():
                 each.held.fold(floor)
         live = set()
-        for i, agent in enumerate(agents, 1):
-            if not i % step:
+        for i, agent in enumerate(agents):
+            if i and not i % step:
                 yield
             live.add(agent.agent_id)
             track = self.tracks.get(agent.agent_id)
