@@ -105,13 +105,14 @@ class HeapPolicy:
         if now - self._measured_at < self._measure_every:
             return
         self._measured_at = now
-        if sys.getallocatedblocks() > self.limit:
-            self.collect()
+        blocks = sys.getallocatedblocks()
+        if blocks > self.limit:
+            self._collect(blocks)
 
-    def collect(self) -> None:
-        """A full collection over everything, frozen or not, then freeze the survivors."""
+    def _collect(self, before: int) -> None:
+        """A full collection over everything, frozen or not, then freeze the survivors.
+        `before`: the heap's size in blocks, just measured."""
         t0 = time.perf_counter()
-        before = sys.getallocatedblocks()
         gc.unfreeze()
         found = gc.collect()
         gc.freeze()
