@@ -223,7 +223,8 @@ class Profiler:
         self._note_cache(now)
         if not self._closed:
             if self._sampled_at is None:
-                self._sample(now)
+                for _ in self._sample(now):
+                    pass
             else:
                 # Agents that connected since the last sample offer slots from
                 # their connection on; without this a report right after a

@@ -209,3 +209,12 @@ def test_sampling_a_large_fleet_yields_between_slices_and_sees_every_agent() -> 
     want = {a.agent_id: a for a in twin.report(T + 3).agents}
     assert got == want
     assert set(got) == set(ids) - {"a0"}  # a0 seen gone by the later, sliced sample
+
+
+def test_a_report_before_the_first_tick_samples_the_fleet_itself() -> None:
+    core, prof = mesh(capacity=1)
+    core.submit([TaskSpec(kind="k")], T)
+    core.dispatch(T)
+    finish(core, "a", T + 0.5, Outcome(duration_us=500_000))
+    [agent] = prof.report(T + 1).agents  # no tick has run: the report takes the first sample
+    assert agent.utilization == pytest.approx(0.5)
