@@ -29,13 +29,14 @@ from bench import (
     w4_cache,
 )
 from bench.report import render, summarize
-from swarmmesh import eventloop
+from swarmmesh import eventloop, grpc_engine
 
 WORKLOADS = ("w1", "w2", "w3", "w4", "seq", "floor", "tracing")
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version(), "event_loop": eventloop.loop_name()}
+    out = {"python": platform.python_version(), "event_loop": eventloop.loop_name(),
+           "grpc_engine": grpc_engine.engine}
     for dist in ("swarmmesh", "grpcio", "protobuf", "distributed"):
         try:
             out[dist] = metadata.version(dist)

@@ -32,7 +32,8 @@ def render(results: dict[str, Any]) -> str:
     w = results["workloads"]
     m = results["machine"]
     lines = [f"swarmmesh bench: {m['cpus_logical']} logical CPUs, python {results['versions']['python']}, "
-             f"grpcio {results['versions'].get('grpcio', '?')}, loop {results['versions']['event_loop']}; "
+             f"grpcio {results['versions'].get('grpcio', '?')}, loop {results['versions']['event_loop']}, "
+             f"gRPC engine {results['versions'].get('grpc_engine', '?')}; "
              f"medians of {results['runs']} run(s)", ""]
     rows: list[tuple[str, str, str]] = []
     if "w1" in w:

@@ -11,6 +11,13 @@ Submit tasks to a swarmmesh coordinator and follow them::
 The generated wire code for other tooling lives in :mod:`swarmmesh.v1`.
 """
 
+# isort: off
+from swarmmesh import grpc_engine
+
+with grpc_engine.chosen():
+    import grpc  # noqa: F401  (gRPC reads its I/O engine once, when it is first imported)
+# isort: on
+
 from swarmmesh import errors
 from swarmmesh._version import __version__
 from swarmmesh.client import AsyncClient
