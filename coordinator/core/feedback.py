@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from coordinator.core.model import AgentRecord, AgentState, AgentStats, Heartbeat, KindStat, TaskRecord
@@ -63,7 +63,7 @@ _MAX_REMEMBERED = 10_000
 
 
 class Feedback:
-    def __init__(self, fleet: Callable[[], list[AgentRecord]], config: HealthConfig | None = None) -> None:
+    def __init__(self, fleet: Callable[[], Iterable[AgentRecord]], config: HealthConfig | None = None) -> None:
         self.config = config or HealthConfig()
         self._fleet = fleet
         # Read per result: plain attributes are cheaper than the frozen config's.
@@ -80,6 +80,10 @@ class Feedback:
         self.by_kind: dict[str, dict[str, float]] = {}
         # Bumped whenever some agent's allowed concurrency changes.
         self.generation = 0
+        # No agent of the fleet can have been connected for slow_start_s before
+        # this time. Agents leaving only make that later and agents joining are
+        # younger, so a cold start of n agents checks the fleet once, not n times.
+        self._young_until = -math.inf
 
     # -- membership ------------------------------------------------------------
 
@@ -94,13 +98,26 @@ class Feedback:
                 self.by_kind.get(kind, {}).pop(gone, None)
         agent.stats = stats
         cfg = self.config
-        mature = any(a is not agent and a.state == AgentState.READY and now - a.connected_at >= cfg.slow_start_s
-                     for a in self._fleet())
-        if cfg.slow_start_s > 0 and mature:
+        if cfg.slow_start_s > 0 and self._fleet_is_mature(agent, now):
             stats.ramp_from, stats.ramp_until = now, now + cfg.slow_start_s
         else:
             stats.ramp_from = stats.ramp_until = 0.0
         self._set_allowed(agent, now)
+
+    def _fleet_is_mature(self, joining: AgentRecord, now: float) -> bool:
+        """Whether another ready agent has been connected for slow_start_s."""
+        if now < self._young_until:
+            return False
+        span = self.config.slow_start_s
+        oldest = now
+        for a in self._fleet():
+            if a is joining or a.state == AgentState.DRAINING:
+                continue  # a draining agent never serves again
+            if now - a.connected_at >= span and a.state == AgentState.READY:
+                return True
+            oldest = min(oldest, a.connected_at)
+        self._young_until = oldest + span
+        return False
 
     def _set_allowed(self, agent: AgentRecord, now: float) -> None:
         s = agent.stats

@@ -74,7 +74,7 @@ class MeshCore:
         simulator passes one that knows true service times)."""
         self.config = config or CoreConfig()
         self.registry = Registry()
-        self.feedback = Feedback(self.registry.live, self.config.health)
+        self.feedback = Feedback(self.registry.records, self.config.health)
         self.router = Router(self.config.balancer, strategy)
         self.counters = Counters()
         self._queue = TaskQueue(FairShare(self.config.fairness))

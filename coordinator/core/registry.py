@@ -4,6 +4,7 @@ agents can serve a routing class (task kind + required labels)."""
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 
 from coordinator.core.model import AgentRecord, AgentState, Registration
 
@@ -81,6 +82,10 @@ class Registry:
 
     def live(self) -> list[AgentRecord]:
         return list(self._agents.values())
+
+    def records(self) -> Iterable[AgentRecord]:
+        """The live agents without a copy: for readers that do not add or remove agents."""
+        return self._agents.values()
 
     def gone(self) -> list[AgentRecord]:
         return list(self._gone.values())

@@ -3,12 +3,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import pytest
 
-from coordinator.core.feedback import HealthConfig
+from coordinator.core.feedback import Feedback, HealthConfig
 from coordinator.core.mesh import CoreConfig, MeshCore
 from coordinator.core.model import (
     AgentRecord,
+    AgentState,
     Heartbeat,
     KindLatency,
     Outcome,
@@ -197,3 +200,36 @@ def test_an_unused_slow_estimate_drifts_back_so_the_agent_is_probed() -> None:
     # Fast agents do not drift up toward a slower median.
     assert core.feedback.estimate(a, "k") == pytest.approx(0.01)
     assert core.feedback.estimate(b, "k") == pytest.approx(0.01)
+
+
+def test_slow_start_is_decided_without_walking_a_young_fleet_again() -> None:
+    # A cold start of n agents must not cost n passes over the fleet (n² work).
+    fleet: list[AgentRecord] = []
+    visits = [0]
+
+    def walk() -> Iterator[AgentRecord]:
+        for a in fleet:
+            visits[0] += 1
+            yield a
+
+    fb = Feedback(walk, HealthConfig(slow_start_s=10.0))
+
+    def arrive(agent_id: str, now: float) -> AgentRecord:
+        a = AgentRecord(agent_id, {}, frozenset(), 4, "1", 1, connected_at=now, last_seen=now)
+        fleet.append(a)
+        fb.on_register(a, now)
+        return a
+
+    cold = [arrive(f"a{i}", i * 0.001) for i in range(2000)]
+    assert all(a.allowed == 4 for a in cold), "a fleet starting together skips slow start"
+    assert visits[0] < 2 * len(cold)
+    late = arrive("late", 12.0)
+    assert late.allowed == 1, "the first agents have served 10 s: a newcomer ramps"
+
+
+def test_a_newcomer_skips_slow_start_when_only_draining_agents_are_old() -> None:
+    core = core_with(slow_start_s=10.0)
+    old = join(core, "old", 0.0, capacity=10)
+    core.registry.set_state(old, AgentState.DRAINING)
+    assert join(core, "new", 20.0, capacity=10).allowed == 10
+    assert join(core, "newer", 31.0, capacity=10).allowed == 1, "'new' has served 11 s"
