@@ -231,7 +231,7 @@ class ConnectionManager(Outbox):
         call = stub.Connect()
         tasks: list[asyncio.Task[None]] = []
         try:
-            await call.write(mesh_pb2.SidecarFrame(register=self._new_register()))
+            await call.write(wire.register_frame(self._new_register()))
             try:
                 first = await asyncio.wait_for(call.read(), self._config.register_timeout_s)
             except TimeoutError:

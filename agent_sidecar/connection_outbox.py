@@ -94,12 +94,8 @@ class Outbox:
             self._results or self._credits or self._heartbeat is not None or self._reports or self._draining_unsent()
         ):
             return None
-        frame = mesh_pb2.SidecarFrame(results=self._results, credits=self._credits, draining=self._draining)
-        if self._heartbeat is not None:
-            frame.heartbeat.CopyFrom(self._heartbeat)
-        if self._reports:
-            frame.invalidation_reports.extend(self._reports)
-            self._reports = []
+        frame = wire.outbound_frame(self._results, self._credits, self._draining, self._heartbeat, self._reports)
+        self._reports = []
         self._results = []
         self._credits = 0
         self._heartbeat = None

@@ -140,3 +140,23 @@ def invalidations_from_proto(items: Iterable[mesh_pb2.Invalidation]) -> list[tup
 
 def invalidation_report_to_proto(seq: int, dropped: int) -> mesh_pb2.InvalidationReport:
     return mesh_pb2.InvalidationReport(seq=seq, dropped=dropped)
+
+
+def register_frame(register: mesh_pb2.Register) -> mesh_pb2.SidecarFrame:
+    return mesh_pb2.SidecarFrame(register=register)
+
+
+def outbound_frame(
+    results: Sequence[mesh_pb2.TaskResult],
+    credits: int,
+    draining: bool,
+    heartbeat: mesh_pb2.Heartbeat | None,
+    reports: Sequence[mesh_pb2.InvalidationReport],
+) -> mesh_pb2.SidecarFrame:
+    """One frame of everything the outbox gathered while the previous write was in flight."""
+    frame = mesh_pb2.SidecarFrame(results=results, credits=credits, draining=draining)
+    if heartbeat is not None:
+        frame.heartbeat.CopyFrom(heartbeat)
+    if reports:
+        frame.invalidation_reports.extend(reports)
+    return frame
