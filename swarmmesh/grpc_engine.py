@@ -3,12 +3,14 @@
 grpcio accepts and opens connections through its EventEngine by default. A
 socket read then completes on one of EventEngine's own threads, which hands it
 to the completion queue, whose poller thread hands it to the asyncio loop. With
-gRPC's older engine (iomgr, still shipped and supported) the thread that polls
+gRPC's older engine (iomgr, still shipped, and chosen through gRPC's own
+experiment switches) the thread that polls
 the completion queue reads the socket itself: one thread hop fewer for every
 message. Measured on a 2-core machine with grpcio 1.85, a server that only
-reads 5,000 streams at 1 Hz spends 43-47 µs of CPU per message on iomgr against
-62-71 µs on EventEngine; the coordinator with 5,000 heartbeating agents went
-from 43-50% of a core to 26-28.5%, and W2's p50 from 1.9-2.4 to 1.7-1.8 ms.
+reads 5,000 streams at 1 Hz spends 42-49 µs of CPU per message on iomgr against
+62-71 µs on EventEngine; in alternated runs the coordinator with 5,000
+heartbeating agents went from 43-50% of a core to 26-28.5%, and W2's p50 from
+2.0-2.3 to 1.7-1.9 ms.
 
 ``SWARMMESH_GRPC_ENGINE`` chooses: ``iomgr`` (the default) or ``eventengine``
 (gRPC's own default). gRPC reads its choice once, when it is first imported, so
