@@ -109,7 +109,7 @@ class Feedback:
         if now < self._young_until:
             return False
         span = self.config.slow_start_s
-        oldest = now
+        oldest = min(now, joining.connected_at)
         for a in self._fleet():
             if a is joining or a.state == AgentState.DRAINING:
                 continue  # a draining agent never serves again
