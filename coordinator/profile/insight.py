@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from coordinator.core.mesh import MeshCore
 from coordinator.core.model import AgentRecord
 from coordinator.core.registry import RouteKey
-from coordinator.profile import agent_health, diagnosis
+from coordinator.profile import agent_health, diagnosis, diagnosis_cache
 from coordinator.profile.agent_health import ExecTime, Slowdown
 from coordinator.profile.busy import BusyView
 from coordinator.profile.cache_log import CacheTotals
@@ -163,7 +163,8 @@ class Insight:
                 continue
             k = self.facts(kind)
             facts.append(k)
-            for judge in (diagnosis.queue_wait, diagnosis.errors, diagnosis.transport, diagnosis.cold_cache):
+            for judge in (diagnosis.queue_wait, diagnosis.errors, diagnosis.transport,
+                          diagnosis_cache.cold_cache):
                 f = judge(k, cfg)
                 if f is not None:
                     out.append((f, kind, ""))
