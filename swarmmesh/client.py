@@ -23,6 +23,7 @@ from typing import Any, Self
 import grpc
 
 from swarmmesh import _convert
+from swarmmesh._client_args import channel_options, dependency_names, task_ids_of
 from swarmmesh._session import MAX_WATCH_IDS, Session
 from swarmmesh._tracing import SubmitTracing, current_parent
 from swarmmesh._version import __version__
@@ -50,47 +51,8 @@ from swarmmesh.v1 import profile_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 __all__ = ["DEFAULT_ADDRESS", "MAX_SUBMIT_BATCH", "MAX_WATCH_IDS", "AsyncClient"]
 
 DEFAULT_ADDRESS = "127.0.0.1:7070"
-#: Send/receive limit on the channel; large enough for a 10,000-task batch of small payloads.
-MAX_MESSAGE_BYTES = 32 * 1024 * 1024
 #: Protocol limits (tasks.proto): tasks per submission; ids per watch (from _session).
 MAX_SUBMIT_BATCH = 10_000
-
-_LOOPBACK_PREFIXES = ("127.", "localhost", "[::1]", "::1", "unix:")
-
-
-def _channel_options(address: str) -> list[tuple[str, Any]]:
-    options: list[tuple[str, Any]] = [
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        # The session stream stays open while idle: a connection that died
-        # without a reset (host gone) must fail it within ~30 s, so that the
-        # next call opens a new one (the coordinator allows pings every 5 s).
-        ("grpc.keepalive_time_ms", 20_000),
-        ("grpc.keepalive_timeout_ms", 10_000),
-        ("grpc.http2.max_pings_without_data", 0),
-    ]
-    if address.startswith(_LOOPBACK_PREFIXES):
-        # An http_proxy in the environment must not capture loopback traffic.
-        options.append(("grpc.enable_http_proxy", 0))
-    return options
-
-
-def _id_list(task_ids: str | Iterable[str], what: str) -> list[str]:
-    if isinstance(task_ids, str):
-        return [task_ids]
-    ids = list(dict.fromkeys(task_ids))  # de-duplicate, keep order
-    for task_id in ids:
-        if not isinstance(task_id, str):
-            raise TypeError(f"{what}: task ids must be strings, got {type(task_id).__name__}")
-    return ids
-
-
-def _names(dependencies: str | Iterable[str]) -> list[str]:
-    names = [dependencies] if isinstance(dependencies, str) else list(dict.fromkeys(dependencies))
-    for name in names:
-        if not isinstance(name, str):
-            raise TypeError(f"invalidate: dependency names must be strings, got {type(name).__name__}")
-    return names
 
 
 class AsyncClient:
@@ -163,7 +125,7 @@ class AsyncClient:
         if self._closed:
             raise RuntimeError("the client is closed")
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self._address, options=_channel_options(self._address))
+            self._channel = grpc.aio.insecure_channel(self._address, options=channel_options(self._address))
             self._stub = tasks_pb2_grpc.TaskServiceStub(self._channel)
             self._profile_stub = profile_pb2_grpc.ProfileServiceStub(self._channel)
             tracer = self._make_tracer()
@@ -347,7 +309,7 @@ class AsyncClient:
         omit_payloads: bool = False,
     ) -> dict[str, TaskInfo]:
         """Wait for every task; returns ``{task_id: TaskInfo}`` in the order given."""
-        ids = _id_list(task_ids, "wait_all")
+        ids = task_ids_of(task_ids, "wait_all")
         done: dict[str, TaskInfo] = {}
         deadline = asyncio.timeout(timeout)
         try:
@@ -375,7 +337,7 @@ class AsyncClient:
         yet seen are watched again on a new one, as long as the broken one
         had made progress.
         """
-        ids = _id_list(task_ids, "as_completed")
+        ids = task_ids_of(task_ids, "as_completed")
         remaining = dict.fromkeys(ids)
         while remaining:
             session = self._open_session()
@@ -418,7 +380,7 @@ class AsyncClient:
 
     async def cancel(self, task_ids: str | Iterable[str]) -> list[TaskInfo]:
         """Cancel tasks; returns each as it is now (CANCELLED, or the terminal state it had reached)."""
-        ids = _id_list(task_ids, "cancel")
+        ids = task_ids_of(task_ids, "cancel")
         response = await self._unary("CancelTasks", tasks_pb2.CancelTasksRequest(task_ids=ids))
         return [_convert.task_from_proto(t) for t in response.tasks]
 
@@ -445,7 +407,7 @@ class AsyncClient:
                 and keep it under this client's timeout). Agents that are
                 disconnected now catch up when they reconnect.
         """
-        names = _names(dependencies)
+        names = dependency_names(dependencies)
         wait_ms = 0 if wait is None else max(1, round(wait * 1000))
         request = tasks_pb2.InvalidateRequest(dependencies=names, wait_ms=wait_ms)
         return _convert.invalidate_result_from_proto(await self._unary("Invalidate", request))

@@ -11,7 +11,8 @@ from collections.abc import Coroutine, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
-from swarmmesh.client import DEFAULT_ADDRESS, AsyncClient, _id_list, _names
+from swarmmesh._client_args import dependency_names, task_ids_of
+from swarmmesh.client import DEFAULT_ADDRESS, AsyncClient
 from swarmmesh.telemetry import Tracer
 from swarmmesh.types import (
     AgentInfo,
@@ -159,14 +160,14 @@ class Client:
     def wait_all(
         self, task_ids: Iterable[str], *, timeout: float | None = None, omit_payloads: bool = False
     ) -> dict[str, TaskInfo]:
-        ids = _id_list(task_ids, "wait_all")
+        ids = task_ids_of(task_ids, "wait_all")
         return self._run(self._async.wait_all(ids, timeout=timeout, omit_payloads=omit_payloads))
 
     def as_completed(
         self, task_ids: Iterable[str], *, omit_payloads: bool = False
     ) -> Generator[TaskInfo, None, None]:
         """Blocking iterator over tasks as they finish; closing it closes the stream."""
-        ids = _id_list(task_ids, "as_completed")
+        ids = task_ids_of(task_ids, "as_completed")
         items: queue.SimpleQueue[TaskInfo | BaseException | None] = queue.SimpleQueue()
         unwound = threading.Event()
 
@@ -199,7 +200,7 @@ class Client:
                 unwound.wait(timeout=5)
 
     def cancel(self, task_ids: str | Iterable[str]) -> list[TaskInfo]:
-        return self._run(self._async.cancel(_id_list(task_ids, "cancel")))
+        return self._run(self._async.cancel(task_ids_of(task_ids, "cancel")))
 
     def agents(self, include_gone: bool = False) -> list[AgentInfo]:
         return self._run(self._async.agents(include_gone))
@@ -211,7 +212,7 @@ class Client:
         return self._run(self._async.stats())
 
     def invalidate(self, dependencies: str | Iterable[str], *, wait: float | None = None) -> InvalidateResult:
-        return self._run(self._async.invalidate(_names(dependencies), wait=wait))
+        return self._run(self._async.invalidate(dependency_names(dependencies), wait=wait))
 
     def profile(
         self, *, window: float | None = None, kind: str = "", agent_id: str = "", history_points: int = 0

@@ -18,8 +18,7 @@ from typing import Any
 import grpc
 import pytest
 
-from swarmmesh import _session, errors
-from swarmmesh import client as client_mod
+from swarmmesh import _client_args, _session, errors
 from swarmmesh._tracing import SubmitTracing
 from swarmmesh.client import AsyncClient
 from swarmmesh.sync_client import Client
@@ -983,13 +982,13 @@ def test_sync_submit_reopens_after_a_broken_session() -> None:
 
 
 def test_channel_options() -> None:
-    opts = dict(client_mod._channel_options("127.0.0.1:7070"))
+    opts = dict(_client_args.channel_options("127.0.0.1:7070"))
     assert opts["grpc.max_send_message_length"] == 32 * 1024 * 1024
     assert opts["grpc.max_receive_message_length"] == 32 * 1024 * 1024
     assert opts["grpc.enable_http_proxy"] == 0
     # An idle session stream still notices a dead connection.
     assert opts["grpc.keepalive_time_ms"] == 20_000 and opts["grpc.http2.max_pings_without_data"] == 0
-    assert "grpc.enable_http_proxy" not in dict(client_mod._channel_options("mesh.example.com:7070"))
+    assert "grpc.enable_http_proxy" not in dict(_client_args.channel_options("mesh.example.com:7070"))
 
 
 # -- a broken session's callers and tasks --------------------------------------
