@@ -30,7 +30,7 @@ from agent_sidecar.connection import ConnectionManager, SessionInfo
 from agent_sidecar.handlers import HandlerRegistry
 from agent_sidecar.runner import Runner
 from agent_sidecar.tracing import AttemptTracer
-from swarmmesh import grpc_engine
+from swarmmesh import eventloop, grpc_engine
 from swarmmesh._version import __version__
 from swarmmesh.telemetry import Tracer
 from swarmmesh.v1 import mesh_pb2
@@ -177,12 +177,13 @@ class Sidecar:
             raise
         self._state = SidecarState.RUNNING
         log.info(
-            "sidecar %s started: capacity %d, kinds %s, coordinator %s, gRPC engine %s",
+            "sidecar %s started: capacity %d, kinds %s, coordinator %s, gRPC engine %s, loop %s",
             cfg.agent_id,
             cfg.capacity,
             ",".join(kinds) or "*",
             cfg.coordinator,
             grpc_engine.engine,
+            eventloop.loop_name(),
         )
 
     async def wait_registered(self, timeout_s: float | None = None) -> bool:

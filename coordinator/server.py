@@ -29,7 +29,7 @@ from coordinator.service.profile_service import ProfileService
 from coordinator.service.task_service import TaskService
 from coordinator.service.watch import WatchHub
 from coordinator.tracing import TaskTracer
-from swarmmesh import grpc_engine
+from swarmmesh import eventloop, grpc_engine
 from swarmmesh._version import __version__
 from swarmmesh.telemetry import Tracer
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc, profile_pb2, profile_pb2_grpc, tasks_pb2, tasks_pb2_grpc
@@ -124,7 +124,8 @@ class Coordinator:
         self.state = ServiceState.RUNNING
         if cfg.ready_file:
             _write_ready_file(cfg.ready_file, self.address, self.metrics.address)
-        log.info("coordinator serving on %s (gRPC engine %s)", self.address, grpc_engine.engine)
+        log.info("coordinator serving on %s (gRPC engine %s, loop %s)", self.address, grpc_engine.engine,
+                 eventloop.loop_name())
 
     async def stop(self, grace: float | None = None) -> None:
         if self.state in (ServiceState.STOPPING, ServiceState.STOPPED, ServiceState.NEW):

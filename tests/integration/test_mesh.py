@@ -185,15 +185,16 @@ def test_a_draining_agent_is_answered_after_its_last_assignment(mesh: Mesh) -> N
         agent.close()
 
 
-def test_processes_run_on_the_chosen_grpc_engine(mesh: Mesh) -> None:
+def test_processes_run_on_the_chosen_grpc_engine_and_loop(mesh: Mesh) -> None:
     # "iomgr" is only reported when the choice was made before grpc was imported.
     mesh.start_coordinator()
     sidecar = mesh.start_sidecar("engine-a")
     assert mesh.coordinator is not None
-    assert "(gRPC engine iomgr)" in mesh.coordinator.output()
-    assert "gRPC engine iomgr" in sidecar.output()
-    other = mesh.start_sidecar("engine-b", env={"SWARMMESH_GRPC_ENGINE": "eventengine"})
-    assert "gRPC engine eventengine" in other.output()
+    assert "(gRPC engine iomgr, loop uvloop)" in mesh.coordinator.output()
+    assert "gRPC engine iomgr, loop uvloop" in sidecar.output()
+    other = mesh.start_sidecar("engine-b", env={"SWARMMESH_GRPC_ENGINE": "eventengine",
+                                                "SWARMMESH_EVENT_LOOP": "asyncio"})
+    assert "gRPC engine eventengine, loop asyncio" in other.output()
     ids = mesh.submit_json("echo", [{"n": i} for i in range(40)])
     done, _ = mesh.wait_all(ids)
     assert {t.state for t in done.values()} == {types_pb2.TASK_STATE_SUCCEEDED}
