@@ -3,7 +3,7 @@ the floor under the mesh's own figures.
 
 - unary round trip between two processes through grpc.aio (an empty health check);
 - server CPU per inbound stream message, many streams at a steady rate (a
-  servicer that only reads).
+  servicer that only reads), on the same event loop and gRPC engine as the mesh.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.fleet import spawn_fleet
 from bench.stats import latency_summary_ms
+from swarmmesh import eventloop
 from swarmmesh.v1 import mesh_pb2_grpc
 
 
@@ -91,4 +92,4 @@ async def run(workdir: Path, *, rounds: int = 2000, streams: int = 0, window_s: 
 
 
 if __name__ == "__main__":
-    asyncio.run(_serve(Path(sys.argv[1])))
+    eventloop.run(_serve(Path(sys.argv[1])))  # the mesh's own loop, so the floor is comparable
