@@ -7,12 +7,20 @@ random phase, answers every assignment at once, and records how long each
 assignment took from the client's submit (the payload carries the submit
 time; all processes share this machine's clock). On SIGTERM it writes a JSON
 report to --out and exits.
+
+One process stands in for a thousand sidecars, so its own delays must not
+pass for the coordinator's. A heartbeat write costs it about 90 µs; after
+the process has been off the CPU for a while, a thousand per-agent timers
+would all be due at once and the assignment that arrived meanwhile would be
+read only after the whole backlog (10-45 ms passes). So one `Heartbeats`
+schedule sends them, a few per event-loop pass, and reads get in between.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import heapq
 import json
 import random
 import signal
@@ -29,16 +37,58 @@ from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc, types_pb2
 
 SUBMIT_TIME = struct.Struct("<d")
 SUCCEEDED = types_pb2.TASK_STATE_SUCCEEDED
+HEARTBEAT = mesh_pb2.SidecarFrame(heartbeat=mesh_pb2.Heartbeat(free_slots=4, memory_rss_bytes=50 << 20))
+
+
+class Heartbeats:
+    """Every agent's heartbeat in this process on one schedule, at most
+    `per_pass` writes before the event loop reads its sockets again."""
+
+    NAP_S = 0.01  # the longest sleep, so agents added meanwhile start on time
+
+    def __init__(self, period_s: float, per_pass: int = 8) -> None:
+        self._period = period_s
+        self._per_pass = per_pass
+        self._due: list[tuple[float, int, FakeAgent, grpc.aio.StreamStreamCall]] = []
+        self._seq = 0
+
+    def add(self, agent: FakeAgent, call: grpc.aio.StreamStreamCall) -> None:
+        """Heartbeat `agent` on `call` from a random phase within the period on, until the call ends."""
+        self._seq += 1
+        due = asyncio.get_running_loop().time() + random.uniform(0, self._period)
+        heapq.heappush(self._due, (due, self._seq, agent, call))
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        period = self._period
+        while True:
+            now = loop.time()
+            sent = 0
+            while self._due and self._due[0][0] <= now and sent < self._per_pass:
+                due, seq, agent, call = heapq.heappop(self._due)
+                if agent.beat(call):  # a stream that has ended drops out of the schedule
+                    # Periods missed while the process was off the CPU are skipped, as a
+                    # sidecar's own loop would, and the agent keeps its phase.
+                    missed = int((now - due) // period)
+                    heapq.heappush(self._due, (due + (missed + 1) * period, seq, agent, call))
+                sent += 1
+            if sent == self._per_pass:
+                await asyncio.sleep(0)  # more may be due: the loop reads its sockets first
+            else:
+                await asyncio.sleep(min(self._due[0][0] - now if self._due else period, self.NAP_S))
 
 
 class FakeAgent:
-    def __init__(self, agent_id: str, stub: mesh_pb2_grpc.MeshServiceStub, period_s: float,
+    def __init__(self, agent_id: str, stub: mesh_pb2_grpc.MeshServiceStub, heartbeats: Heartbeats,
                  latencies: list[float], registered: asyncio.Event | None) -> None:
         self.agent_id = agent_id
         self._stub = stub
-        self._period = period_s
+        self._heartbeats = heartbeats
         self._latencies = latencies
         self._registered = registered
+        self._call: grpc.aio.StreamStreamCall | None = None
+        self._writing = asyncio.Lock()  # grpc.aio takes one write at a time per call
+        self._beating: asyncio.Future[None] | None = None
         self.heartbeats = 0
         self.failures = 0
 
@@ -55,11 +105,31 @@ class FakeAgent:
                           file=sys.stderr, flush=True)
                 await asyncio.sleep(random.uniform(0.05, 0.5))
 
+    def beat(self, call: grpc.aio.StreamStreamCall) -> bool:
+        """Send one heartbeat on `call` unless it is no longer this agent's stream (then False)."""
+        if call is not self._call:
+            return False
+        if self._beating is None or self._beating.done():  # else the last one is still being written
+            self._beating = asyncio.ensure_future(self._send(call, HEARTBEAT, True))
+        return True
+
+    async def _send(self, call: grpc.aio.StreamStreamCall, frame: mesh_pb2.SidecarFrame, beat: bool) -> None:
+        async with self._writing:
+            if call.done():
+                return
+            try:
+                await call.write(frame)
+            except (grpc.aio.AioRpcError, asyncio.InvalidStateError):
+                return  # the stream ended under it; run() reconnects
+        if beat:
+            self.heartbeats += 1
+
     async def _stream(self) -> None:
         call = self._stub.Connect()
         await call.write(mesh_pb2.SidecarFrame(register=mesh_pb2.Register(
             agent_id=self.agent_id, capacity=4, credits=4, version="fleet")))
-        beat = asyncio.create_task(self._beat(call))
+        self._call = call
+        self._heartbeats.add(self, call)
         try:
             while True:
                 frame = await call.read()
@@ -74,18 +144,10 @@ class FakeAgent:
                         if len(a.payload) == SUBMIT_TIME.size:
                             self._latencies.append(now - SUBMIT_TIME.unpack(a.payload)[0])
                         results.append(mesh_pb2.TaskResult(task_id=a.task_id, attempt=a.attempt, state=SUCCEEDED))
-                    await call.write(mesh_pb2.SidecarFrame(results=results, credits=len(results)))
+                    await self._send(call, mesh_pb2.SidecarFrame(results=results, credits=len(results)), False)
         finally:
-            beat.cancel()
+            self._call = None
             call.cancel()
-
-    async def _beat(self, call: grpc.aio.StreamStreamCall) -> None:
-        await asyncio.sleep(random.uniform(0, self._period))
-        hb = mesh_pb2.SidecarFrame(heartbeat=mesh_pb2.Heartbeat(free_slots=4, memory_rss_bytes=50 << 20))
-        while True:
-            await call.write(hb)
-            self.heartbeats += 1
-            await asyncio.sleep(self._period)
 
 
 async def main_async(ns: argparse.Namespace) -> None:
@@ -95,7 +157,9 @@ async def main_async(ns: argparse.Namespace) -> None:
     stubs = [mesh_pb2_grpc.MeshServiceStub(c) for c in channels]
     latencies: list[float] = []
     ready = [asyncio.Event() for _ in range(ns.agents)]
-    agents = [FakeAgent(f"{ns.prefix}{i}", stubs[i % len(stubs)], ns.heartbeat_s, latencies, ready[i])
+    heartbeats = Heartbeats(ns.heartbeat_s)
+    schedule = asyncio.create_task(heartbeats.run())
+    agents = [FakeAgent(f"{ns.prefix}{i}", stubs[i % len(stubs)], heartbeats, latencies, ready[i])
               for i in range(ns.agents)]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -113,9 +177,9 @@ async def main_async(ns: argparse.Namespace) -> None:
     # for many of them, and its pauses would count against the coordinator.
     with HeapPolicy():
         await stop.wait()
-    for t in runners:
+    for t in [schedule, *runners]:
         t.cancel()
-    await asyncio.gather(*runners, return_exceptions=True)
+    await asyncio.gather(schedule, *runners, return_exceptions=True)
     for c in channels:
         await c.close()
     Path(ns.out).write_text(json.dumps({"latencies_s": latencies,
