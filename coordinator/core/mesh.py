@@ -253,10 +253,7 @@ class MeshCore:
     ) -> list[Ack]:
         """Apply one frame from an agent's stream. Bad items get a non-OK ack;
         they never fail the frame."""
-        agent = self.registry.session_of(agent_id, session)
-        if agent is None:
-            raise CoreError(StatusCode.FAILED_PRECONDITION, f"session {session} of agent {agent_id!r} was superseded")
-        agent.last_seen = now
+        agent = self.touch(agent_id, session, now)
         acks = [self._complete(agent, r, now) for r in results]
         if credits:
             agent.credits = min(agent.credits + credits, agent.capacity)
@@ -267,6 +264,15 @@ class MeshCore:
         if draining and agent.state != AgentState.DRAINING:
             self.registry.set_state(agent, AgentState.DRAINING)
         return acks
+
+    def touch(self, agent_id: str, session: int, now: float) -> AgentRecord:
+        """A frame arrived on the agent's stream: its lease runs from now.
+        Alone, for a frame that repeats the agent's last heartbeat."""
+        agent = self.registry.session_of(agent_id, session)
+        if agent is None:
+            raise CoreError(StatusCode.FAILED_PRECONDITION, f"session {session} of agent {agent_id!r} was superseded")
+        self.registry.heard(agent, now)
+        return agent
 
     def _complete(self, agent: AgentRecord, r: ResultIn, now: float) -> Ack:
         state = _RESULT_STATES.get(r.state)
@@ -348,7 +354,7 @@ class MeshCore:
     def tick(self, now: float) -> list[AgentRecord]:
         """Expire leases, deadlines and retention. Returns the agents whose
         lease expired (silent for lease_timeout_s) so the shell can close them."""
-        expired = [a for a in self.registry.live() if now - a.last_seen > self.config.lease_timeout_s]
+        expired = self.registry.silent_since(now - self.config.lease_timeout_s)
         for agent in expired:
             self._revoke(agent, now)
             self.registry.remove(agent)

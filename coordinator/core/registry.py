@@ -28,6 +28,9 @@ def serves(agent: AgentRecord, key: RouteKey) -> bool:
 class Registry:
     def __init__(self, remember_gone: int = 1000) -> None:
         self._agents: dict[str, AgentRecord] = {}
+        # The live agents, the one heard from longest ago first: the lease check
+        # reads only the silent ones instead of the whole fleet every tick.
+        self._by_silence: OrderedDict[str, AgentRecord] = OrderedDict()
         self._gone: OrderedDict[str, AgentRecord] = OrderedDict()
         self._remember_gone = remember_gone
         self._eligible: dict[RouteKey, list[AgentRecord]] = {}
@@ -56,6 +59,8 @@ class Registry:
         if old is not None:
             agent.completed, agent.failed = old.completed, old.failed
         self._agents[reg.agent_id] = agent
+        self._by_silence.pop(reg.agent_id, None)
+        self._by_silence[reg.agent_id] = agent
         self._eligible.clear()
         return agent
 
@@ -64,6 +69,7 @@ class Registry:
         agent.credits = 0
         if self._agents.get(agent.agent_id) is agent:
             del self._agents[agent.agent_id]
+            del self._by_silence[agent.agent_id]
         self._gone[agent.agent_id] = agent
         self._gone.move_to_end(agent.agent_id)
         while len(self._gone) > self._remember_gone:
@@ -74,6 +80,22 @@ class Registry:
         if agent.state != state:
             agent.state = state
             self._eligible.clear()
+
+    def heard(self, agent: AgentRecord, now: float) -> None:
+        """A frame arrived from the agent (a live one) at `now`."""
+        agent.last_seen = now
+        self._by_silence.move_to_end(agent.agent_id)
+
+    def silent_since(self, cutoff: float) -> list[AgentRecord]:
+        """The live agents not heard from since `cutoff`. Reads them and the
+        first agent heard from since, not the fleet (were the wall clock to step
+        back, an agent behind a later one would wait for a following call)."""
+        silent = []
+        for agent in self._by_silence.values():
+            if agent.last_seen >= cutoff:
+                break
+            silent.append(agent)
+        return silent
 
     # -- lookups ----------------------------------------------------------
 

@@ -170,6 +170,22 @@ def test_silent_agent_lease_expires(core: MeshCore) -> None:
     assert core.registry.get("a") is None and core.registry.get("b") is not None
 
 
+def test_leases_expire_in_the_order_agents_fell_silent(core: MeshCore) -> None:
+    for name in "abcd":
+        core.register(reg(name), 0)
+    session = {n: core.registry.get(n).session for n in "abcd"}  # type: ignore[union-attr]
+    core.touch("a", session["a"], 2.0)
+    core.frame("c", session["c"], 3.0)
+    core.frame("a", session["a"], 4.0)  # a, heard first of the two, is now heard last
+    assert [x.agent_id for x in core.tick(5.5)] == ["b", "d"]
+    assert [x.agent_id for x in core.tick(8.5)] == ["c"]
+    # An agent that registers again starts a fresh lease; its old session's is gone with it.
+    core.register(reg("a"), 8.6)
+    assert core.tick(9.5) == []
+    assert [x.agent_id for x in core.tick(13.7)] == ["a"]
+    assert core.registry.live() == []
+
+
 def test_max_attempts_fails_a_task_that_kills_its_agents(core: MeshCore) -> None:
     [s] = core.submit([spec(max_attempts=2)], 0)
     for t in range(2):
