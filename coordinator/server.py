@@ -24,7 +24,7 @@ from coordinator.metrics import MetricsService
 from coordinator.profile.profiler import Profiler
 from coordinator.service.cache_sync import CacheSync
 from coordinator.service.convert import assignment_to_proto
-from coordinator.service.mesh_service import AgentSession, MeshService
+from coordinator.service.mesh_service import AgentSession, MeshService, add_mesh_service
 from coordinator.service.profile_service import ProfileService
 from coordinator.service.task_service import TaskService
 from coordinator.service.watch import WatchHub
@@ -32,7 +32,7 @@ from coordinator.tracing import TaskTracer
 from swarmmesh import eventloop, grpc_engine
 from swarmmesh._version import __version__
 from swarmmesh.telemetry import Tracer
-from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc, profile_pb2, profile_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from swarmmesh.v1 import mesh_pb2, profile_pb2, profile_pb2_grpc, tasks_pb2, tasks_pb2_grpc
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ class Coordinator:
             ("grpc.keepalive_permit_without_calls", 1),
         ])
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(self), server)
-        mesh_pb2_grpc.add_MeshServiceServicer_to_server(MeshService(self), server)
+        add_mesh_service(MeshService(self), server)
         profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileService(self), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -192,7 +192,7 @@ def _outcome_from_proto(p: types_pb2.TaskOutcome) -> Outcome:
                    p.cache_us)
 
 
-def results_from_proto(items: list[mesh_pb2.TaskResult]) -> list[ResultIn]:
+def results_from_proto(items: Iterable[mesh_pb2.TaskResult]) -> list[ResultIn]:
     return [ResultIn(r.task_id, r.attempt, r.state, _outcome_from_proto(r.outcome)) for r in items]
 
 

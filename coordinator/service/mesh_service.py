@@ -3,6 +3,11 @@
 Reading and writing are independent: a reader task applies incoming frames to
 the core; a writer task sends whatever has queued up since its last write as
 ONE frame (natural coalescing: no timers, and a burst becomes a batch).
+
+Frames arrive as bytes and are parsed here. An idle agent's heartbeats repeat
+byte for byte, and with thousands of agents they are most of what the
+coordinator reads: a frame equal to the last heartbeat-only frame of its
+stream only renews the lease, without being parsed and converted again.
 """
 
 from __future__ import annotations
@@ -13,8 +18,9 @@ import time
 from typing import TYPE_CHECKING
 
 import grpc
+from google.protobuf.message import DecodeError
 
-from coordinator.core.model import CoreError
+from coordinator.core.model import CoreError, StatusCode
 from coordinator.service import convert
 from coordinator.service.cache_sync import invalidations_to_proto
 from coordinator.service.task_service import STATUS
@@ -24,6 +30,24 @@ if TYPE_CHECKING:
     from coordinator.server import Coordinator
 
 log = logging.getLogger(__name__)
+
+SERVICE = "swarmmesh.v1.MeshService"
+
+
+def add_mesh_service(service: MeshService, server: grpc.aio.Server) -> None:
+    """Register MeshService with its inbound frames left as bytes (see the module's note)."""
+    handlers = {"Connect": grpc.stream_stream_rpc_method_handler(
+        service.Connect, request_deserializer=None,
+        response_serializer=mesh_pb2.CoordinatorFrame.SerializeToString)}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
+
+
+def _parse(raw: bytes) -> mesh_pb2.SidecarFrame:
+    try:
+        return mesh_pb2.SidecarFrame.FromString(raw)
+    except DecodeError as e:
+        raise CoreError(StatusCode.INVALID_ARGUMENT, f"frame: not a SidecarFrame ({e})") from None
 
 
 class AgentSession:
@@ -46,6 +70,9 @@ class AgentSession:
         self.closed = asyncio.Event()
         # The agent's draining flag has been answered with a drain frame.
         self.drain_answered = False
+        # The bytes of the last frame that carried only a heartbeat, while that
+        # heartbeat is the agent's current one: the same bytes again change nothing.
+        self.idle_frame: bytes | None = None
         # Set when the coordinator ends the stream (fenced, lease expired).
         self.close_status: tuple[grpc.StatusCode, str] | None = None
         self.frames_sent = 0
@@ -135,9 +162,13 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
         self._core = coord.core
 
     async def Connect(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
-        first = await context.read()
-        if first is grpc.aio.EOF:
+        raw = await context.read()
+        if raw is grpc.aio.EOF:
             return
+        try:
+            first = _parse(raw)
+        except CoreError as e:
+            await context.abort(STATUS[e.code], e.message)
         if not first.HasField("register"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "register: the first frame must carry register")
         reg = convert.registration_from_proto(first.register, context.peer())
@@ -197,17 +228,22 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
     async def _read_loop(self, sess: AgentSession, context: grpc.aio.ServicerContext) -> None:
         core = self._core
         while True:
-            frame = await context.read()
-            if frame is grpc.aio.EOF:
+            raw = await context.read()
+            if raw is grpc.aio.EOF:
                 return
-            if frame.HasField("register"):
-                log.warning("agent %s sent register again on a live stream; ignored", sess.agent_id)
-            hb = None
-            if frame.HasField("heartbeat"):
-                hb = convert.heartbeat_from_proto(frame.heartbeat)
-                # A count no frame carried lags the agent by one heartbeat at most.
-                sess.flush_count()
             try:
+                if raw == sess.idle_frame:
+                    core.touch(sess.agent_id, sess.session, time.time())
+                    sess.flush_count()  # as for any heartbeat, below
+                    continue
+                frame = _parse(raw)
+                if frame.HasField("register"):
+                    log.warning("agent %s sent register again on a live stream; ignored", sess.agent_id)
+                hb = None
+                if frame.HasField("heartbeat"):
+                    hb = convert.heartbeat_from_proto(frame.heartbeat)
+                    # A count no frame carried lags the agent by one heartbeat at most.
+                    sess.flush_count()
                 acks = core.frame(
                     sess.agent_id, sess.session, time.time(),
                     convert.results_from_proto(frame.results) if frame.results else [],
@@ -216,6 +252,8 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
             except CoreError as e:
                 sess.close(STATUS[e.code], e.message)
                 return
+            if hb is not None:
+                sess.idle_frame = raw if len(frame.ListFields()) == 1 else None
             if acks:
                 rejected = [mesh_pb2.ResultAck(task_id=a.task_id, attempt=a.attempt, code=int(a.code),
                                                message=a.message) for a in acks if a.code]

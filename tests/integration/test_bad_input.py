@@ -150,3 +150,24 @@ def test_a_misbehaving_client_does_not_harm_others(coord: Mesh) -> None:
         assert good.assignments()[0].task_id == task_id
     finally:
         good.close()
+
+
+def test_a_frame_that_is_not_a_sidecar_frame_is_refused_by_name(coord: Mesh) -> None:
+    # Frames are parsed by the coordinator itself (it recognises repeated heartbeats by their bytes).
+    channel = grpc.insecure_channel(coord.address)
+    connect = channel.stream_stream("/swarmmesh.v1.MeshService/Connect", request_serializer=None,
+                                    response_deserializer=mesh_pb2.CoordinatorFrame.FromString)
+    good = RawSidecar(coord.address, mesh_pb2.Register(agent_id="good", capacity=1, credits=1))
+    try:
+        good.registered()
+        register = mesh_pb2.SidecarFrame(register=mesh_pb2.Register(agent_id="garbled", capacity=1)).SerializeToString()
+        for frames in ([b"\xff\xff\xff"], [register, b"\x0a\xff\xff"]):
+            with pytest.raises(grpc.RpcError) as err:
+                list(connect(iter(frames), timeout=10))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "frame: not a SidecarFrame" in err.value.details()
+        [task_id] = coord.submit([types_pb2.TaskSpec(kind="k")])
+        assert good.assignments()[0].task_id == task_id
+    finally:
+        good.close()
+        channel.close()

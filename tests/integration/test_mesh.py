@@ -198,3 +198,32 @@ def test_processes_run_on_the_chosen_grpc_engine_and_loop(mesh: Mesh) -> None:
     ids = mesh.submit_json("echo", [{"n": i} for i in range(40)])
     done, _ = mesh.wait_all(ids)
     assert {t.state for t in done.values()} == {types_pb2.TASK_STATE_SUCCEEDED}
+
+
+def test_repeated_heartbeats_keep_the_lease_and_the_latest_heartbeat_wins(mesh: Mesh) -> None:
+    # The coordinator renews the lease for a frame that repeats the last
+    # heartbeat byte for byte without parsing it again; anything else is read in full.
+    mesh.start_coordinator("--lease-timeout-s", "2", "--heartbeat-interval-s", "0.5")
+    agent = RawSidecar(mesh.address, mesh_pb2.Register(agent_id="steady", capacity=2, credits=0))
+    try:
+        agent.registered()
+        small = mesh_pb2.SidecarFrame(heartbeat=mesh_pb2.Heartbeat(free_slots=2, memory_rss_bytes=100 << 20))
+        large = mesh_pb2.SidecarFrame(heartbeat=mesh_pb2.Heartbeat(free_slots=2, memory_rss_bytes=300 << 20))
+
+        def rss() -> int:
+            return mesh.ready_agents()["steady"].memory_rss_bytes
+
+        for _ in range(10):  # 5 s: more than twice the lease
+            agent.send(small)
+            time.sleep(0.5)  # the heartbeat rhythm
+        assert rss() == 100 << 20, "repeats kept the agent alive and its heartbeat as sent"
+        agent.send(large)
+        assert_eventually(lambda: rss() == 300 << 20, timeout=10)
+        agent.send(small)  # the earlier bytes again: not a repeat of the last heartbeat
+        assert_eventually(lambda: rss() == 100 << 20, timeout=10)
+        # The same heartbeat with credits is a different frame: the credit counts.
+        agent.send(mesh_pb2.SidecarFrame(heartbeat=small.heartbeat, credits=1))
+        [task_id] = mesh.submit([types_pb2.TaskSpec(kind="k")])
+        assert agent.assignments()[0].task_id == task_id
+    finally:
+        agent.close()
