@@ -84,6 +84,10 @@ class Feedback:
         # this time. Agents leaving only make that later and agents joining are
         # younger, so a cold start of n agents checks the fleet once, not n times.
         self._young_until = -math.inf
+        # The agents tick has something to do for: an ejection to end, a ramp
+        # to advance, estimates to refresh. An idle fleet of thousands costs
+        # the tick nothing; agents join here as soon as that changes.
+        self._watched: dict[str, AgentRecord] = {}
 
     # -- membership ------------------------------------------------------------
 
@@ -103,6 +107,12 @@ class Feedback:
         else:
             stats.ramp_from = stats.ramp_until = 0.0
         self._set_allowed(agent, now)
+        self._watched.pop(agent.agent_id, None)  # an earlier session's record
+        if stats.kinds or stats.ejected_until or stats.ramp_until or agent.allowed != agent.capacity:
+            self._watch(agent)
+
+    def _watch(self, agent: AgentRecord) -> None:
+        self._watched[agent.agent_id] = agent
 
     def _fleet_is_mature(self, joining: AgentRecord, now: float) -> bool:
         """Whether another ready agent has been connected for slow_start_s."""
@@ -156,6 +166,7 @@ class Feedback:
             if by_agent is None:
                 by_agent = self.by_kind[kind] = {}
             by_agent[agent.agent_id] = st.estimate + self._overhead
+            self._watched[agent.agent_id] = agent  # it has estimates now
         s.results += 1
         s.last_result_at = now
         if failed:
@@ -175,6 +186,7 @@ class Feedback:
         for lat in hb.latencies:
             if lat.ewma_ms > 0 and lat.kind not in kinds:
                 kinds[lat.kind] = KindStat(lat.ewma_ms / 1000.0, 0, now, from_heartbeat=True)
+                self._watch(agent)
                 self.by_kind.setdefault(lat.kind, {})[agent.agent_id] = (lat.ewma_ms / 1000.0
                                                                          + self.config.dispatch_overhead_s)
 
@@ -210,6 +222,7 @@ class Feedback:
         s.ejected_until = now + min(cfg.eject_max_s, cfg.eject_base_s * s.ejections)
         agent.allowed = 0
         self.generation += 1
+        self._watch(agent)
 
     def tick(self, now: float, dt: float, tasks: Mapping[str, TaskRecord]) -> None:
         """Periodic upkeep: end ejections (back through slow start, i.e. probed
@@ -217,11 +230,12 @@ class Feedback:
         unused estimates drift back toward them, and mark stalled agents."""
         cfg = self.config
         by_kind: dict[str, list[float]] = {}
-        # Only agents that have run something carry estimates: a large fleet
-        # of idle agents costs one cheap pass, not two.
         with_kinds: list[AgentRecord] = []
-        for a in self._fleet():
+        for a in list(self._watched.values()):
             s = a.stats
+            if a.state == AgentState.GONE:
+                del self._watched[a.agent_id]
+                continue
             if s.ejected_until and now >= s.ejected_until:
                 s.ejected_until = 0.0
                 s.consecutive_failures = 0
@@ -237,6 +251,8 @@ class Feedback:
                 for kind, st in s.kinds.items():
                     if st.samples:
                         by_kind.setdefault(kind, []).append(st.estimate)
+            elif not s.ejected_until and not s.ramp_until and a.allowed == a.capacity:
+                del self._watched[a.agent_id]  # nothing left to do for it
         self.baseline = {k: _median(v) for k, v in by_kind.items()}
         keep = math.exp(-dt / cfg.latency_forget_s) if dt > 0 else 1.0
         stale = now - cfg.latency_forget_s / 4

@@ -233,3 +233,32 @@ def test_a_newcomer_skips_slow_start_when_only_draining_agents_are_old() -> None
     core.registry.set_state(old, AgentState.DRAINING)
     assert join(core, "new", 20.0, capacity=10).allowed == 10
     assert join(core, "newer", 31.0, capacity=10).allowed == 1, "'new' has served 11 s"
+
+
+def test_tick_visits_only_agents_it_has_work_for() -> None:
+    # An idle fleet of thousands must not cost every tick a walk over all of it.
+    fleet: list[AgentRecord] = []
+    fb = Feedback(lambda: iter(fleet), HealthConfig(slow_start_s=10.0))
+
+    def arrive(agent_id: str, now: float) -> AgentRecord:
+        a = AgentRecord(agent_id, {}, frozenset(), 4, "1", 1, connected_at=now, last_seen=now)
+        fleet.append(a)
+        fb.on_register(a, now)
+        return a
+
+    for i in range(1000):
+        arrive(f"a{i}", 0.0)
+    fb.tick(1.0, 0.2, {})
+    assert fb._watched == {}, "a cold fleet at full capacity has nothing to upkeep"
+    ramping = arrive("late", 20.0)
+    worker = fleet[7]
+    fb.on_result(worker, "k", False, 0.01, 20.0)
+    assert set(fb._watched) == {"late", "a7"}
+    fb.tick(25.0, 0.2, {})
+    assert 1 < ramping.allowed < 4, "the newcomer's ramp still advances"
+    fb.tick(31.0, 0.2, {})
+    assert ramping.allowed == 4
+    assert set(fb._watched) == {"a7"}, "done ramping; a7 keeps estimates to refresh"
+    worker.state = AgentState.GONE
+    fb.tick(32.0, 0.2, {})
+    assert fb._watched == {}
