@@ -259,19 +259,22 @@ class MeshCore:
             agent.credits = min(agent.credits + credits, agent.capacity)
         if heartbeat is not None:
             agent.heartbeat = heartbeat
+            agent.heartbeat_at = now
             if heartbeat.latencies:
                 self.feedback.on_heartbeat(agent, heartbeat, now)
         if draining and agent.state != AgentState.DRAINING:
             self.registry.set_state(agent, AgentState.DRAINING)
         return acks
 
-    def touch(self, agent_id: str, session: int, now: float) -> AgentRecord:
+    def touch(self, agent_id: str, session: int, now: float, *, heartbeat_again: bool = False) -> AgentRecord:
         """A frame arrived on the agent's stream: its lease runs from now.
-        Alone, for a frame that repeats the agent's last heartbeat."""
+        heartbeat_again: the frame repeats the agent's current heartbeat, and is all there is to apply."""
         agent = self.registry.session_of(agent_id, session)
         if agent is None:
             raise CoreError(StatusCode.FAILED_PRECONDITION, f"session {session} of agent {agent_id!r} was superseded")
         self.registry.heard(agent, now)
+        if heartbeat_again:
+            agent.heartbeat_at = now
         return agent
 
     def _complete(self, agent: AgentRecord, r: ResultIn, now: float) -> Ack:

@@ -242,6 +242,8 @@ class AgentRecord:
     completed: int = 0
     failed: int = 0
     heartbeat: Heartbeat = Heartbeat()
+    # When the latest heartbeat arrived, one that repeated the one before included.
+    heartbeat_at: float = 0.0
     # Concurrency the balancer lets this agent have: its capacity, less while
     # it is in slow start, 0 while it is ejected as an outlier.
     allowed: int = 0

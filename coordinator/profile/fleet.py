@@ -6,8 +6,9 @@ result (occupancy.py). The slots an agent offered come from its sessions:
 capacity from when it connected until it was gone. Attempts still running
 are added at report time, up to then. The rest is sampled about once a
 second from the registry and the latest heartbeat (memory, cache counters,
-allocation sites); a heartbeat is read once, when the record's heartbeat
-object changes.
+allocation sites); each heartbeat is read once, when the record's
+`heartbeat_at` has moved (a heartbeat that repeats the one before counts:
+it is another reading of the same memory and counters).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class AgentTrack:
     # (t, evictions, invalidations, errors) increments seen in heartbeats.
     cache_events: deque[tuple[float, int, int, int]] = field(default_factory=lambda: deque(maxlen=4096))
     heartbeat: Heartbeat | None = None
+    heartbeat_at: float = 0.0  # the record's heartbeat_at when it was last read
     gone_at: float | None = None
 
     def slots(self, starts: Sequence[float]) -> list[float]:
@@ -152,9 +154,9 @@ class Fleet:
             track.capacity = agent.capacity
             track.version = agent.version
             track.connected_at = agent.connected_at
-            hb = agent.heartbeat
-            if hb is not track.heartbeat:
-                self._heartbeat(track, hb, now)
+            if agent.heartbeat_at != track.heartbeat_at:
+                track.heartbeat_at = agent.heartbeat_at
+                self._heartbeat(track, agent.heartbeat, now)
         for agent_id, track in list(self.tracks.items()):
             if agent_id in live:
                 continue

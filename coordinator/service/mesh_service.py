@@ -233,7 +233,7 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
                 return
             try:
                 if raw == sess.idle_frame:
-                    core.touch(sess.agent_id, sess.session, time.time())
+                    core.touch(sess.agent_id, sess.session, time.time(), heartbeat_again=True)
                     sess.flush_count()  # as for any heartbeat, below
                     continue
                 frame = _parse(raw)

@@ -339,3 +339,19 @@ def test_a_large_fleet_is_offered_to_the_strategy_as_a_rotating_sample() -> None
     core.submit([spec()], 101)
     assert core.dispatch(101) == {}  # no free slot anywhere
     assert SAMPLE < SAMPLE_OVER
+
+
+def test_a_repeated_heartbeat_is_another_reading_for_the_profiler(core: MeshCore) -> None:
+    from coordinator.core.model import Heartbeat
+    from coordinator.profile.fleet import Fleet
+
+    fleet = Fleet(leak_window_s=150)  # a memory reading at most once a second
+    a, _ = core.register(reg("a"), 0)
+    core.frame("a", a.session, 1.0, heartbeat=Heartbeat(memory_rss_bytes=100))
+    for t in range(2, 6):
+        fleet.sample(float(t), core.registry.live())
+        core.touch("a", a.session, t + 0.5, heartbeat_again=True)  # the same bytes again
+    track = fleet.tracks["a"]
+    assert [t for t, _ in track.memory] == [2.0, 3.0, 4.0, 5.0], "one memory reading per sample, repeats included"
+    fleet.sample(5.2, core.registry.live())
+    assert len(track.memory) == 4, "no heartbeat since the last sample: nothing new to read"
