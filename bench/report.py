@@ -57,6 +57,8 @@ def render(results: dict[str, Any]) -> str:
         rows.append(("W3 heartbeats", f"{_fmt(r['coordinator_cpu_percent_heartbeats'])} % CPU, "
                      f"{r['coordinator_rss_bytes'] / 2**20:.0f} MiB RSS",
                      f"coordinator with {r['agents_ready']:.0f} agents at {1 / r['heartbeat_s']:.0f} Hz"))
+        rows.append(("W3 connect", f"{_fmt(r['connect_s'])} s, {r['stream_failures']:.0f} streams retried",
+                     "every agent's stream open and registered"))
         lat = r["assignment_latency"]
         rows.append(("W3 assignment", f"p50 {_fmt(lat['p50_ms'])} / p99 {_fmt(lat['p99_ms'])} ms",
                      f"submit to agent at {_fmt(r['task_rate_per_s'])} tasks/s"))

@@ -83,16 +83,19 @@ async def run(workdir: Path, *, agents: int = 5000, processes: int = 4, heartbea
                 except subprocess.TimeoutExpired:
                     f.kill()
     latencies: list[float] = []
-    heartbeats = 0
+    heartbeats = failures = 0
     for i in range(processes):
         report = json.loads((workdir / f"fleet-{i}.json").read_text())
         latencies += report["latencies_s"]
         heartbeats += report["heartbeats"]
+        failures += report["stream_failures"]
     return {
         "agents": agents,
         "agents_ready": ready,
         "fleet_processes": processes,
         "connect_s": connect_s,
+        # Streams that failed and were opened again (the load tool retries as a sidecar does).
+        "stream_failures": failures,
         "heartbeat_s": heartbeat_s,
         "coordinator_cpu_percent_heartbeats": hb_cpu,
         "coordinator_rss_bytes": rss,
