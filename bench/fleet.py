@@ -8,6 +8,11 @@ assignment took from the client's submit (the payload carries the submit
 time; all processes share this machine's clock). On SIGTERM it writes a JSON
 report to --out and exits.
 
+Each agent keeps its own phase, as separate sidecars do. Sleeping a period
+after each write completed does not: agents whose writes complete in the
+same event-loop pass stay in step from then on, ever more of them, and
+bunched heartbeats cost the coordinator less than real ones.
+
 One process stands in for a thousand sidecars, so its own delays must not
 pass for the coordinator's. A heartbeat write costs it about 90 µs; after
 the process has been off the CPU for a while, a thousand per-agent timers
