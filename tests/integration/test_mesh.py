@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
 import signal
 import time
 from collections import Counter
 
-from swarmmesh.v1 import mesh_pb2, tasks_pb2, types_pb2
+import grpc
+
+from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc, tasks_pb2, types_pb2
 from tests.integration.conftest import Mesh
 from tests.integration.raw_sidecar import RawSidecar
 from tests.support import assert_eventually, free_port
@@ -227,3 +231,45 @@ def test_repeated_heartbeats_keep_the_lease_and_the_latest_heartbeat_wins(mesh: 
         assert agent.assignments()[0].task_id == task_id
     finally:
         agent.close()
+
+
+def test_a_reconnect_storm_is_taken_without_refusing_streams(mesh: Mesh) -> None:
+    # Thousands of sidecars reconnecting at once: the coordinator is held still
+    # while 2,000 streams open, then let go with all of them waiting. gRPC's own
+    # limits (1,000 waiting streams) refused about 200 of them with CANCELLED.
+    mesh.start_coordinator()
+    assert mesh.coordinator is not None
+    n = 2000
+
+    async def storm() -> Counter[str]:
+        channels = [grpc.aio.insecure_channel(mesh.address, options=[("grpc.use_local_subchannel_pool", 1),
+                                                                     ("storm", i)]) for i in range(8)]
+        try:
+            for ch in channels:
+                await asyncio.wait_for(ch.channel_ready(), 10)
+            os.kill(mesh.coordinator.pid, signal.SIGSTOP)  # type: ignore[union-attr]
+            try:
+                calls = [mesh_pb2_grpc.MeshServiceStub(channels[i % 8]).Connect() for i in range(n)]
+                for i, call in enumerate(calls):
+                    await call.write(mesh_pb2.SidecarFrame(register=mesh_pb2.Register(
+                        agent_id=f"storm-{i}", capacity=1, credits=0)))
+                await asyncio.sleep(0.5)
+            finally:
+                os.kill(mesh.coordinator.pid, signal.SIGCONT)  # type: ignore[union-attr]
+
+            async def first(call: grpc.aio.StreamStreamCall) -> str:
+                try:
+                    frame = await asyncio.wait_for(call.read(), 60)
+                    return "registered" if frame.HasField("registered") else "other"
+                except grpc.aio.AioRpcError as e:
+                    return e.code().name
+            outcome = Counter(await asyncio.gather(*(first(c) for c in calls)))
+            for c in calls:
+                c.cancel()
+            return outcome
+        finally:
+            for ch in channels:
+                await ch.close()
+
+    outcome = asyncio.run(storm())
+    assert outcome == Counter({"registered": n}), outcome
