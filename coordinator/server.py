@@ -80,7 +80,7 @@ class Coordinator:
         self._server: grpc.aio.Server | None = None
         self._health = health_aio.HealthServicer()
         self._ticker: asyncio.Task[None] | None = None
-        self._dispatch_pending = False
+        self._dispatch_soon: asyncio.Handle | None = None
         self._stopped = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------
@@ -174,12 +174,22 @@ class Coordinator:
 
     def schedule_dispatch(self) -> None:
         """Run one dispatch pass soon; many triggers in one loop turn share it."""
-        if not self._dispatch_pending:
-            self._dispatch_pending = True
-            asyncio.get_running_loop().call_soon(self._dispatch)
+        if self._dispatch_soon is None:
+            self._dispatch_soon = asyncio.get_running_loop().call_soon(self._dispatch)
+
+    def dispatch_now(self) -> None:
+        """Run the scheduled dispatch pass at once, if there is one.
+
+        For a reply that is about to be queued (a submission's ack): the
+        assignments' writes then start before the reply's, instead of waiting
+        for it to be written (about 0.1 ms of the loop for one small message).
+        """
+        if self._dispatch_soon is not None:
+            self._dispatch_soon.cancel()
+            self._dispatch()
 
     def _dispatch(self) -> None:
-        self._dispatch_pending = False
+        self._dispatch_soon = None
         now = time.time()
         for agent_id, recs in self.core.dispatch(now).items():
             sess = self.sessions.get(agent_id)

@@ -122,6 +122,7 @@ class ClientSession:
             except Exception as e:
                 ack = _broken(sub.id, "submit", e)
             self._acks.append(ack)
+        self._c.dispatch_now()  # before the acks: see Coordinator.dispatch_now
         for watch in request.watches:
             try:
                 self._watch(watch)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from coordinator.config import CoordinatorConfig
@@ -122,4 +124,33 @@ async def test_a_fault_in_one_session_item_fails_that_item_only(caplog: pytest.L
     assert good.code == 0 and len(good.tasks) == 1
     assert (unknown.id, unknown.code) == (3, 5) and "'nope'" in unknown.message
     assert "session submit 1 failed" in caplog.text
+    sess.close()
+
+
+class _Outbox:
+    """Stands in for an agent's stream: records what the coordinator queues on it."""
+
+    def __init__(self) -> None:
+        self.assigned: list[list[str]] = []
+
+    def send_assignments(self, items: list[object]) -> None:
+        self.assigned.append([a.task_id for a in items])  # type: ignore[attr-defined]
+
+
+async def test_a_submission_is_dispatched_before_its_ack_is_queued() -> None:
+    coord = Coordinator(CoordinatorConfig.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
+    coord.core.register(Registration("a", (), frozenset(), 10, "1", 10), 0)
+    outbox = _Outbox()
+    coord.sessions["a"] = outbox  # type: ignore[assignment]
+    sess = ClientSession(coord)
+    sess.handle(tasks_pb2.SessionRequest(submits=[
+        tasks_pb2.SessionSubmit(id=1, tasks=[types_pb2.TaskSpec(kind="k"), types_pb2.TaskSpec(kind="k")])]))
+    # Queued on the agent's stream before the ack, so its write starts first.
+    response = sess.take()
+    assert response is not None
+    assert outbox.assigned == [[t.task_id for t in response.acks[0].tasks]]
+    # The pass scheduled by the submission ran then, and does not run again.
+    coord.schedule_dispatch()
+    await asyncio.sleep(0)
+    assert len(outbox.assigned) == 1
     sess.close()
