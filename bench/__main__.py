@@ -24,6 +24,7 @@ from bench import (
     w1_sequential,
     w1_throughput,
     w1_tracing,
+    w2_floor,
     w2_latency,
     w3_agents,
     w4_cache,
@@ -31,7 +32,7 @@ from bench import (
 from bench.report import render, summarize
 from swarmmesh import eventloop, grpc_engine
 
-WORKLOADS = ("w1", "w2", "w3", "w4", "seq", "floor", "tracing")
+WORKLOADS = ("w1", "w2", "w2floor", "w3", "w4", "seq", "floor", "tracing")
 
 
 def _versions() -> dict[str, str]:
@@ -68,6 +69,9 @@ def _plan(ns: argparse.Namespace) -> dict[str, Callable[[Path], Any]]:
     if "w2" in ns.workloads:
         plan["w2"] = lambda d: w2_latency.run(d, rate=200 if smoke else ns.w2_rate,
                                               duration_s=1.0 if smoke else ns.w2_seconds, sidecars=4)
+    if "w2floor" in ns.workloads:
+        plan["w2floor"] = lambda d: w2_floor.run(d, rate=200 if smoke else ns.w2_rate,
+                                                 duration_s=1.0 if smoke else ns.w2_seconds, echoes=4)
     if "w3" in ns.workloads:
         agents = 40 if smoke else ns.w3_agents
         plan["w3"] = lambda d: w3_agents.run(d, agents=agents, processes=1 if smoke else 4,

@@ -52,6 +52,11 @@ def render(results: dict[str, Any]) -> str:
         rows.append(("W2 open loop", f"p50 {_fmt(lat['p50_ms'])} / p99 {_fmt(lat['p99_ms'])} / "
                      f"p99.9 {_fmt(lat['p999_ms'])} ms",
                      f"{_fmt(r['rate_per_s'])} tasks/s Poisson for {r['duration_s']:.0f} s, from intended send"))
+    if "w2floor" in w:
+        lat = w["w2floor"]["median"]["latency"]
+        rows.append(("W2 floor", f"p50 {_fmt(lat['p50_ms'])} / p99 {_fmt(lat['p99_ms'])} / "
+                     f"p99.9 {_fmt(lat['p999_ms'])} ms",
+                     "W2's load and path over bare gRPC: a relay and 4 echo processes, bytes only"))
     if "w3" in w:
         r = w["w3"]["median"]
         rows.append(("W3 heartbeats", f"{_fmt(r['coordinator_cpu_percent_heartbeats'])} % CPU, "

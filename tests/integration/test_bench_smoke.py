@@ -21,8 +21,11 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert w["w1"]["median"]["tasks"] == 2000 and w["w1"]["median"]["tasks_per_s"] > 0
     assert set(w["w1"]["median"]["cpu_us_per_task_by_role"]) == {"client", "coordinator", "sidecars"}
     assert w["w2"]["median"]["latency"]["count"] == w["w2"]["median"]["tasks"] > 0
+    floor = w["w2floor"]["median"]
+    assert floor["latency"]["count"] == floor["tasks"] > 0 and set(floor["cpu_percent_by_process"]) == {
+        "client", "relay", "echo-0", "echo-1", "echo-2", "echo-3"}
     assert w["w3"]["median"]["agents_ready"] == 40
     assert w["w3"]["median"]["tasks_assigned"] == w["w3"]["median"]["tasks_sent"]
     assert w["seq"]["median"]["latency"]["count"] == 30
     assert w["floor"]["median"]["unary_rtt"]["count"] == 200
-    assert "W1 throughput" in done.stdout and "W3 assignment" in done.stdout
+    assert "W1 throughput" in done.stdout and "W3 assignment" in done.stdout and "W2 floor" in done.stdout
