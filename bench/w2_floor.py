@@ -111,7 +111,6 @@ async def _open_loop(call: grpc.aio.StreamStreamCall, rate: float, duration_s: f
     intended: list[float] = [0.0] * len(schedule)
     finished: list[float] = [0.0] * len(schedule)
     got = 0
-    all_back = asyncio.Event()
 
     async def collect() -> None:
         nonlocal got
@@ -121,7 +120,6 @@ async def _open_loop(call: grpc.aio.StreamStreamCall, rate: float, duration_s: f
                 raise RuntimeError("the relay ended the stream")
             finished[_ID.unpack_from(msg)[0]] = time.perf_counter()
             got += 1
-        all_back.set()
 
     collector = asyncio.create_task(collect())
     sending = asyncio.Lock()
