@@ -183,10 +183,15 @@ class Coordinator:
         For a reply that is about to be queued (a submission's ack): the
         assignments' writes then start before the reply's, instead of waiting
         for it to be written (about 0.1 ms of the loop for one small message).
+        A fault in the pass is logged, as the loop would have logged it: the
+        submission was accepted, and its caller must still be told so.
         """
         if self._dispatch_soon is not None:
             self._dispatch_soon.cancel()
-            self._dispatch()
+            try:
+                self._dispatch()
+            except Exception:
+                log.exception("dispatch pass failed")
 
     def _dispatch(self) -> None:
         self._dispatch_soon = None

@@ -154,3 +154,22 @@ async def test_a_submission_is_dispatched_before_its_ack_is_queued() -> None:
     await asyncio.sleep(0)
     assert len(outbox.assigned) == 1
     sess.close()
+
+
+async def test_a_fault_in_the_dispatch_pass_still_acks_the_submission(caplog: pytest.LogCaptureFixture) -> None:
+    coord = Coordinator(CoordinatorConfig.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
+
+    def broken(now: float) -> dict[str, list[object]]:
+        raise RuntimeError("a bug")
+
+    coord.core.dispatch = broken  # type: ignore[assignment]
+    sess = ClientSession(coord)
+    sess.handle(tasks_pb2.SessionRequest(submits=[
+        tasks_pb2.SessionSubmit(id=1, tasks=[types_pb2.TaskSpec(kind="k")])]))
+    response = sess.take()
+    assert response is not None
+    [ack] = response.acks
+    assert ack.code == 0 and len(ack.tasks) == 1  # accepted, and the caller is told so
+    assert coord.core.get(ack.tasks[0].task_id).state.name == "PENDING"
+    assert "dispatch pass failed" in caplog.text
+    sess.close()
