@@ -108,7 +108,7 @@ class Feedback:
             stats.ramp_from = stats.ramp_until = 0.0
         self._set_allowed(agent, now)
         self._watched.pop(agent.agent_id, None)  # an earlier session's record
-        if stats.kinds or stats.ejected_until or stats.ramp_until or agent.allowed != agent.capacity:
+        if _needs_upkeep(agent):
             self._watch(agent)
 
     def _watch(self, agent: AgentRecord) -> None:
@@ -166,7 +166,7 @@ class Feedback:
             if by_agent is None:
                 by_agent = self.by_kind[kind] = {}
             by_agent[agent.agent_id] = st.estimate + self._overhead
-            self._watched[agent.agent_id] = agent  # it has estimates now
+            self._watch(agent)  # it has estimates now
         s.results += 1
         s.last_result_at = now
         if failed:
@@ -251,7 +251,7 @@ class Feedback:
                 for kind, st in s.kinds.items():
                     if st.samples:
                         by_kind.setdefault(kind, []).append(st.estimate)
-            elif not s.ejected_until and not s.ramp_until and a.allowed == a.capacity:
+            elif not _needs_upkeep(a):
                 del self._watched[a.agent_id]  # nothing left to do for it
         self.baseline = {k: _median(v) for k, v in by_kind.items()}
         keep = math.exp(-dt / cfg.latency_forget_s) if dt > 0 else 1.0
@@ -287,3 +287,10 @@ def _median(values: list[float]) -> float:
     values = sorted(values)
     n = len(values)
     return values[n // 2] if n % 2 else (values[n // 2 - 1] + values[n // 2]) / 2
+
+
+def _needs_upkeep(agent: AgentRecord) -> bool:
+    """Whether Feedback.tick has anything to do for `agent`: estimates to
+    refresh, an ejection to end, a ramp to advance."""
+    s = agent.stats
+    return bool(s.kinds or s.ejected_until or s.ramp_until or agent.allowed != agent.capacity)
