@@ -43,20 +43,23 @@ async def _serve(port_file: Path) -> None:
     await server.wait_for_termination()
 
 
-def _start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port_file = workdir / "floor.port"
-    proc = subprocess.Popen([sys.executable, "-m", "bench.grpc_floor", str(port_file)])
+def start_listener(module: str, port_file: Path, *args: str) -> tuple[subprocess.Popen[bytes], int]:
+    """Start `python -m module port_file *args`, a server that writes its port to `port_file`
+    once it listens; return it and the port."""
+    proc = subprocess.Popen([sys.executable, "-m", module, str(port_file), *args])
     deadline = time.monotonic() + 30
     while not port_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("floor server did not start")
+            proc.kill()
+            proc.wait()
+            raise RuntimeError(f"{module} did not start")
         time.sleep(0.05)
-    time.sleep(0.05)
+    time.sleep(0.05)  # the port is written once the server listens; let the write finish
     return proc, int(port_file.read_text())
 
 
 async def run(workdir: Path, *, rounds: int = 2000, streams: int = 0, window_s: float = 5.0) -> dict[str, Any]:
-    proc, port = _start_server(workdir)
+    proc, port = start_listener("bench.grpc_floor", workdir / "floor.port")
     out: dict[str, Any] = {}
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as ch:

@@ -27,6 +27,7 @@ from typing import Any
 
 import grpc
 
+from bench.grpc_floor import start_listener
 from bench.pacer import paced
 from bench.procstat import CpuMeter, self_pid
 from bench.stats import latency_summary_ms, poisson_offsets
@@ -73,7 +74,7 @@ class _Relay:
             i = (i + 1) % len(self.calls)
 
 
-async def _serve(role: str, port_file: Path, echo_ports: list[str]) -> None:
+async def _serve(port_file: Path, role: str, echo_ports: list[str]) -> None:
     backs: list[asyncio.Task[None]] = []
     if role == "echo":
         server = _stream_server(_echo)
@@ -90,19 +91,6 @@ async def _serve(role: str, port_file: Path, echo_ports: list[str]) -> None:
     finally:
         for t in backs:
             t.cancel()
-
-
-def _start(workdir: Path, name: str, role: str, echo_ports: list[str]) -> tuple[subprocess.Popen[bytes], str]:
-    port_file = workdir / f"{name}.port"
-    proc = subprocess.Popen([sys.executable, "-m", "bench.w2_floor", role, str(port_file), *echo_ports])
-    deadline = time.monotonic() + 30
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"the floor's {name} did not start")
-        time.sleep(0.05)
-    time.sleep(0.05)  # the port is written once the server listens; let the write finish
-    return proc, port_file.read_text()
 
 
 async def _open_loop(call: grpc.aio.StreamStreamCall, rate: float, duration_s: float, seed: int
@@ -152,9 +140,9 @@ async def run(workdir: Path, *, rate: float = 1000.0, duration_s: float = 10.0, 
     try:
         ports = []
         for i in range(echoes):
-            procs[f"echo-{i}"], port = _start(workdir, f"echo-{i}", "echo", [])
-            ports.append(port)
-        procs["relay"], relay_port = _start(workdir, "relay", "relay", ports)
+            procs[f"echo-{i}"], port = start_listener("bench.w2_floor", workdir / f"echo-{i}.port", "echo")
+            ports.append(str(port))
+        procs["relay"], relay_port = start_listener("bench.w2_floor", workdir / "relay.port", "relay", *ports)
         async with grpc.aio.insecure_channel(f"127.0.0.1:{relay_port}") as channel:
             call = channel.stream_stream(METHOD)()
             await _open_loop(call, rate, min(1.0, duration_s), seed + 1)  # warm-up
@@ -178,4 +166,4 @@ async def run(workdir: Path, *, rate: float = 1000.0, duration_s: float = 10.0, 
 
 
 if __name__ == "__main__":
-    eventloop.run(_serve(sys.argv[1], Path(sys.argv[2]), sys.argv[3:]))  # the mesh's loop and engine
+    eventloop.run(_serve(Path(sys.argv[1]), sys.argv[2], sys.argv[3:]))  # the mesh's loop and engine
