@@ -58,6 +58,10 @@ class CoordinatorConfig:
     # agent holds, so the bound only has to stop a hot key from monopolising
     # its owner; tighter values scatter hot keys and cost hit rate (W4).
     cache_load_slack: float = 2.0
+    # Hybrid: tasks whose handlers take microseconds stay on the agent that took
+    # the previous one while it holds fewer than this many tasks (an agent
+    # already working answers sooner than one woken from idle); 0 = always spread.
+    warm_in_flight: int = 4
     # Shares of dispatch when tenants compete, "tenant=weight,..."; unlisted tenants weigh 1.
     tenant_weights: str = ""
     # Pending tasks one tenant may have; beyond it RESOURCE_EXHAUSTED with a retry hint. 0 = no limit.
@@ -165,7 +169,7 @@ class CoordinatorConfig:
             max_retained=self.max_retained_results,
             max_queued=self.max_queued_tasks,
             balancer=BalancerConfig(strategy=self.strategy, overrides=parse_overrides(self.strategy_overrides),
-                                    cache_load_slack=self.cache_load_slack),
+                                    cache_load_slack=self.cache_load_slack, warm_in_flight=self.warm_in_flight),
             fairness=FairnessConfig(priority_step_s=self.priority_step_s, aging_bound_s=self.aging_bound_s,
                                     tenant_weights=parse_weights(self.tenant_weights),
                                     max_pending_per_tenant=self.max_pending_per_tenant),
@@ -261,7 +265,8 @@ class CoordinatorConfig:
             parse_weights(self.tenant_weights)
         except ValueError as e:
             return str(e)
-        for name in ("max_pending_per_tenant", "priority_step_s", "aging_bound_s", "slow_start_s", "eject_base_s"):
+        for name in ("max_pending_per_tenant", "priority_step_s", "aging_bound_s", "slow_start_s", "eject_base_s",
+                     "warm_in_flight"):
             if getattr(self, name) < 0:
                 return f"{name}: must not be negative"
         return ""

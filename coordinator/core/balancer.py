@@ -57,13 +57,23 @@ class BalancerConfig:
     # scattered the hottest keys of a Zipf workload over two agents and cost
     # W4 7 points of hit rate against one shared cache; 2 keeps them home.
     cache_load_slack: float = 2.0
+    # Hybrid: a light task (its handler expected to take under light_task_s)
+    # goes to the agent that took the previous task while that agent holds
+    # fewer than warm_in_flight tasks. For such tasks the mesh's own cost per
+    # task is most of their latency, and an agent that is already working
+    # costs less per task than one woken from idle: fewer processes wake, so
+    # fewer wait for a core. The bound keeps a busy agent from collecting a
+    # queue; a CPU-bound handler at the limit waits at most (warm_in_flight -
+    # 1) * light_task_s behind its neighbours. 0 = always spread.
+    warm_in_flight: int = 4
+    light_task_s: float = 0.0001
 
 
 class Pool:
     """The agents of one routing class during one dispatch pass."""
 
     __slots__ = ("_depths", "agents", "est", "est_fill", "est_len", "est_src", "fastest", "generation", "ids",
-                 "key", "kind", "panic", "ready", "reason", "score", "source", "spare", "strategy")
+                 "key", "kind", "overhead", "panic", "ready", "reason", "score", "source", "spare", "strategy")
 
     def __init__(self, key: RouteKey, strategy: Strategy, agents: list[AgentRecord], ready: list[AgentRecord],
                  depths: Mapping[RouteKey, int], panic: bool = False) -> None:
@@ -78,6 +88,8 @@ class Pool:
         # agent_id -> expected seconds from assignment to result (latency-aware strategies only).
         self.est: dict[str, float] = {}
         self.fastest = 0.0
+        # The part of every estimate that is not the handler's own time (see HealthConfig.dispatch_overhead_s).
+        self.overhead = 0.0
         self.ids = [a.agent_id for a in agents]
         # What the dispatcher built this pool from, to reuse it while nothing changed:
         # the registry's eligible list, the health generation, the estimates
@@ -120,6 +132,7 @@ ROTATION = "next in rotation"
 LEAST_LOADED = "least loaded (in flight / capacity)"
 SAMPLED = "less loaded of two sampled agents"
 FASTEST = "fastest expected completion (latency x load)"
+WARM = "light task kept on the agent already working"
 EXPERTISE = "best match of preferred labels"
 CACHE_OWNER = "holds the cache key (rendezvous hash, bounded load)"
 ONLY = "only agent with a free slot"

@@ -63,6 +63,7 @@ class Dispatcher:
             panic = not agents
             pool = Pool(key, self.router.for_kind(key[0]), agents or eligible, [], self.queue.depths, panic)
             pool.source, pool.generation = eligible, generation
+            pool.overhead = self.feedback.config.dispatch_overhead_s
             if len(self._pools) > _MAX_POOLS:
                 self._pools.clear()
             self._pools[key] = pool

@@ -10,6 +10,11 @@ The cost is in seconds, so the weights read as "how many service times is
 this worth". Lowest cost wins; it may still wait for a much faster busy agent
 (balancer.wait_or_run), except when it is the key's owner: a cache hit on a
 slower agent usually beats a miss on a faster one.
+
+A light task (a handler of microseconds) is the exception: it stays on the
+agent that took the previous task while that agent has few in flight
+(BalancerConfig.warm_in_flight), since for it an agent already awake beats
+the cheapest idle one.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from coordinator.core.balancer import (
     EXPERTISE,
     FASTEST,
     ONLY,
+    WARM,
     BalancerConfig,
     Pool,
     expertise_match,
@@ -45,6 +51,10 @@ class Hybrid:
         self._min_gain = config.wait_min_gain_s
         self._rng = rng
         self._turn = 0
+        self._warm_limit = config.warm_in_flight
+        self._light = config.light_task_s
+        # The agent the last common-case pick chose: awake, if it still has work.
+        self._warm: AgentRecord | None = None
         self.hashing = Rendezvous(config.cache_load_slack)
 
     def pick(self, task: TaskRecord, pool: Pool) -> AgentRecord | None:
@@ -63,17 +73,28 @@ class Hybrid:
             best = ready[start]
             best_est = est[best.agent_id]
             best_cost = best_est * (1.0 + w_load * len(best.in_flight) / (best.capacity if panic else best.allowed))
+            warm = self._warm
+            warm_ready = best is warm
             for i in range(1, n):
                 a = ready[(start + i) % n]
+                if a is warm:
+                    warm_ready = True
                 e = est[a.agent_id]
                 cost = e * (1.0 + w_load * len(a.in_flight) / (a.capacity if panic else a.allowed))
                 if cost < best_cost:
                     best, best_est, best_cost = a, e, cost
+            if (warm_ready and warm is not best and warm is not None and len(warm.in_flight) < self._warm_limit
+                    and est[warm.agent_id] - pool.overhead < self._light):
+                pool.reason = WARM
+                pool.score = est[warm.agent_id] * (1.0 + w_load * len(warm.in_flight) / pool.cap(warm))
+                return warm
             pool.reason = FASTEST if n > 1 else ONLY
             pool.score = best_cost
-            if not worth_waiting(best_est, pool.fastest, self._ratio, self._min_gain):
-                return best
-            return wait_or_run(pool, best, best_est, est, self._ratio, self._patience, self._min_gain)
+            if (worth_waiting(best_est, pool.fastest, self._ratio, self._min_gain)
+                    and wait_or_run(pool, best, best_est, est, self._ratio, self._patience, self._min_gain) is None):
+                return None
+            self._warm = best
+            return best
         return self._general(task, pool)
 
     def _general(self, task: TaskRecord, pool: Pool) -> AgentRecord | None:

@@ -98,6 +98,20 @@ def test_latency_aware_routing_learns_which_agent_is_fast() -> None:
     assert counts == {"fast": 4}
 
 
+def test_light_tasks_one_at_a_time_stay_on_one_agent_and_real_work_spreads() -> None:
+    core = core_with()
+    for name in "abcd":
+        join(core, name, 0, capacity=8)
+    # Handlers of 2 µs: the estimates are the dispatch overhead plus next to nothing.
+    light = [run(core, 1, 1 + i * 0.01, dict.fromkeys("abcd", 2e-6)) for i in range(40)]
+    assert len({agent for counts in light[4:] for agent in counts}) == 1
+    core = core_with()
+    for name in "abcd":
+        join(core, name, 0, capacity=8)
+    heavy = [run(core, 1, 1 + i * 0.01, dict.fromkeys("abcd", 0.005)) for i in range(40)]
+    assert len({agent for counts in heavy[4:] for agent in counts}) == 4
+
+
 def test_an_agent_joining_a_running_fleet_ramps_up() -> None:
     core = core_with(slow_start_s=10.0)
     join(core, "old", 0, capacity=10)

@@ -38,12 +38,15 @@ def test_overrides_route_some_kinds_with_another_strategy() -> None:
 def test_coordinator_flags_and_env_reach_the_core() -> None:
     cfg = CoordinatorConfig.from_args(
         ["--strategy", "least-loaded", "--strategy-overrides", "ocr=expertise", "--max-pending-per-tenant", "50"],
-        env={"SWARMMESH_TENANT_WEIGHTS": "gold=3", "SWARMMESH_AGING_BOUND_S": "30", "SWARMMESH_EJECT_BASE_S": "0"})
+        env={"SWARMMESH_TENANT_WEIGHTS": "gold=3", "SWARMMESH_AGING_BOUND_S": "30", "SWARMMESH_EJECT_BASE_S": "0",
+             "SWARMMESH_WARM_IN_FLIGHT": "0"})
     core = cfg.core()
     assert core.balancer.strategy == "least-loaded" and core.balancer.overrides == (("ocr", "expertise"),)
+    assert core.balancer.warm_in_flight == 0
     assert core.fairness.tenant_weights == (("gold", 3.0),) and core.fairness.max_pending_per_tenant == 50
     assert core.fairness.aging_bound_s == 30.0 and not core.health.outlier_ejection
-    for bad in ("--strategy=fastest", "--strategy-overrides=x", "--tenant-weights=a=0", "--aging-bound-s=-1"):
+    for bad in ("--strategy=fastest", "--strategy-overrides=x", "--tenant-weights=a=0", "--aging-bound-s=-1",
+                "--warm-in-flight=-1"):
         with pytest.raises(SystemExit):
             CoordinatorConfig.from_args([bad], env={})
 

@@ -14,6 +14,7 @@ from coordinator.core.balancer import (
     EXPERTISE,
     OVERFLOW,
     WAITING,
+    WARM,
     BalancerConfig,
     Pool,
     Strategy,
@@ -44,12 +45,21 @@ def task(**kw: object) -> TaskRecord:
 
 
 def pool(strategy: Strategy, agents: list[AgentRecord], est: dict[str, float] | None = None,
-         queued: int = 1) -> Pool:
+         queued: int = 1, overhead: float = 0.0) -> Pool:
     ready = [a for a in agents if a.credits > 0 and len(a.in_flight) < a.allowed]
     p = Pool(KEY, strategy, agents, ready, {KEY: queued})
     p.est = est if est is not None else {a.agent_id: 0.01 for a in agents}
     p.fastest = min(p.est[a.agent_id] for a in agents) if agents else 0.0
+    p.overhead = overhead
     return p
+
+
+def assign(picked: AgentRecord | None) -> AgentRecord:
+    """What MeshCore._assign does to the agent a pick chose."""
+    assert picked is not None
+    picked.in_flight[f"{picked.agent_id}-x{len(picked.in_flight)}"] = 1
+    picked.credits -= 1
+    return picked
 
 
 def make(cls: type, **cfg: object) -> Strategy:
@@ -240,3 +250,60 @@ def test_hybrid_samples_in_large_fleets_but_keeps_the_cache_owner_in_view() -> N
     est = {a.agent_id: 0.01 for a in agents}
     owner = s.owner("key", agents)
     assert all(s.pick(task(cache_key="key"), pool(s, agents, est)) is owner for _ in range(20))
+
+
+OVERHEAD = 0.002  # HealthConfig.dispatch_overhead_s, part of every estimate
+
+
+def test_hybrid_keeps_light_tasks_on_the_agent_already_working_up_to_a_bound() -> None:
+    s = make(Hybrid, warm_in_flight=3)
+    agents = [agent(n, capacity=8) for n in "abcd"]
+    est = {"a": OVERHEAD + 2e-6, "b": OVERHEAD + 1e-6, "c": OVERHEAD + 3e-6, "d": OVERHEAD + 4e-6}
+    p = pool(s, agents, est, overhead=OVERHEAD)
+    first = assign(s.pick(task(), p))
+    assert first.agent_id == "b"  # the cheapest, as without the rule
+    reasons = []
+    for _ in range(2):
+        p = pool(s, agents, est, overhead=OVERHEAD)
+        assert assign(s.pick(task(), p)) is first
+        reasons.append(p.reason)
+    assert reasons == [WARM, WARM]
+    # Three in flight: the bound is reached, and the cheapest idle agent takes
+    # the next task and is the one kept busy from then on.
+    second = assign(s.pick(task(), pool(s, agents, est, overhead=OVERHEAD)))
+    assert second.agent_id == "a"
+    assert assign(s.pick(task(), pool(s, agents, est, overhead=OVERHEAD))) is second
+    # The first agent, idle again, is one idle agent among others: the task
+    # goes to the one working now.
+    first.in_flight.clear()
+    first.credits = first.capacity
+    assert s.pick(task(), pool(s, agents, est, overhead=OVERHEAD)) is second
+
+
+def test_hybrid_spreads_tasks_whose_handlers_take_real_time() -> None:
+    s = make(Hybrid)
+    agents = [agent(n, capacity=8) for n in "abcd"]
+    est = {a.agent_id: OVERHEAD + 0.005 for a in agents}
+    picked = [assign(s.pick(task(), pool(s, agents, est, overhead=OVERHEAD))).agent_id for _ in range(4)]
+    assert sorted(picked) == list("abcd")
+
+
+def test_hybrid_spreads_light_tasks_when_warm_in_flight_is_zero() -> None:
+    s = make(Hybrid, warm_in_flight=0)
+    agents = [agent(n, capacity=8) for n in "abcd"]
+    est = {a.agent_id: OVERHEAD + 1e-6 for a in agents}
+    picked = [assign(s.pick(task(), pool(s, agents, est, overhead=OVERHEAD))).agent_id for _ in range(4)]
+    assert sorted(picked) == list("abcd")
+
+
+def test_hybrid_leaves_the_warm_agent_once_it_has_no_free_slot_or_is_gone() -> None:
+    s = make(Hybrid)
+    a, b = agent("a", capacity=2), agent("b", capacity=2)
+    est = {"a": OVERHEAD, "b": OVERHEAD + 1e-6}
+    warm = assign(s.pick(task(), pool(s, [a, b], est, overhead=OVERHEAD)))
+    assert warm is a
+    assign(s.pick(task(), pool(s, [a, b], est, overhead=OVERHEAD)))  # a's second and last slot
+    assert s.pick(task(), pool(s, [a, b], est, overhead=OVERHEAD)) is b
+    a.in_flight.clear()
+    a.state, a.credits = AgentState.GONE, 0
+    assert s.pick(task(), pool(s, [a, b], est, overhead=OVERHEAD)) is b
