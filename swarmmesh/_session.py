@@ -70,7 +70,8 @@ class Watch:
         self._queue.put_nowait(exc)
 
     def close(self) -> None:
-        """Stop routing this watch's tasks to it (the coordinator still sends them once)."""
+        """Stop routing this watch's tasks to it; the coordinator stops watching those no other
+        watch of the session waits for (a copy already on its way is dropped on arrival)."""
         self._session.forget(self)
 
     async def __aiter__(self) -> AsyncIterator[TaskInfo]:
@@ -102,6 +103,8 @@ class Session:
         self._ids = itertools.count(1)
         self._submits: list[tasks_pb2.SessionSubmit] = []
         self._watches: list[tasks_pb2.SessionWatch] = []
+        # Task ids to stop watching; sent once every watch queued before them is.
+        self._unwatches: list[str] = []
         self._pending: dict[int, asyncio.Future[tasks_pb2.SessionAck] | Watch] = {}
         self._routes: dict[str, list[Watch]] = {}
         self._wake = asyncio.Event()
@@ -153,6 +156,9 @@ class Session:
         return w
 
     def forget(self, w: Watch) -> None:
+        """`w`'s caller stopped waiting: route nothing more to it, and tell the coordinator to
+        stop watching the tasks no other watch of this session waits for."""
+        orphans: list[str] = []
         for task_id in w.remaining:
             watches = self._routes.get(task_id)
             if watches is None:
@@ -161,7 +167,11 @@ class Session:
                 watches.remove(w)
             if not watches:
                 del self._routes[task_id]
+                orphans.append(task_id)
         w.remaining.clear()
+        if orphans and self.error is None:
+            self._unwatches.extend(orphans)
+            self._wake.set()
 
     async def close(self) -> None:
         self._fail(Unavailable("the client was closed"))
@@ -175,7 +185,7 @@ class Session:
             while True:
                 await self._wake.wait()
                 self._wake.clear()
-                while self._submits or self._watches:
+                while self._submits or self._watches or self._unwatches:
                     await self._call.write(self._take())
         except grpc.RpcError as exc:
             self._fail(from_rpc_error(exc))
@@ -189,7 +199,12 @@ class Session:
         """The queued items, up to about _FRAME_BYTES; the rest waits for the next write."""
         submits, left = _cut(self._submits, _FRAME_BYTES)
         watches, _ = _cut(self._watches, left)
-        return tasks_pb2.SessionRequest(submits=submits, watches=watches)
+        unwatch: list[str] = []
+        if self._unwatches and not self._watches:
+            # After the watches they undo (the coordinator applies a message's watches first).
+            unwatch = self._unwatches[:MAX_WATCH_IDS]
+            del self._unwatches[:MAX_WATCH_IDS]
+        return tasks_pb2.SessionRequest(submits=submits, watches=watches, unwatch=unwatch)
 
     async def _read_loop(self) -> None:
         error: SwarmMeshError = Unavailable("the coordinator ended the session")
@@ -269,3 +284,4 @@ class Session:
         self._routes.clear()
         self._submits.clear()
         self._watches.clear()
+        self._unwatches.clear()

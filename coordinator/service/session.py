@@ -132,6 +132,8 @@ class ClientSession:
             except Exception as e:
                 ack = _broken(watch.id, "watch", e)
             self._acks.append(ack)
+        if request.unwatch:
+            self._unwatch(request.unwatch)
         if self._acks:
             self.wake.set()
         if self.pending >= MAX_PENDING:
@@ -154,6 +156,11 @@ class ClientSession:
             # Before add(): a task that is terminal already is pushed at once.
             self._watcher.with_payloads.update(ids)
         self._c.hub.add(self._watcher, recs)
+
+    def _unwatch(self, task_ids: Iterable[str]) -> None:
+        """Stop watching these tasks; ids not watched (finished meanwhile, or never) are ignored."""
+        self._c.hub.drop(self._watcher, task_ids)
+        self._watcher.with_payloads.difference_update(task_ids)
 
     @property
     def watching(self) -> int:

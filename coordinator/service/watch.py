@@ -93,7 +93,15 @@ class WatchHub:
                 followers.remove(w)
             if not followers:
                 self._by_tenant.pop(w.following, None)
-        for task_id in w.remaining:
+        self.drop(w, list(w.remaining))
+
+    def drop(self, w: Watcher, task_ids: Iterable[str]) -> None:
+        """`w` no longer watches these tasks (those it does not watch are skipped)."""
+        remaining = w.remaining
+        for task_id in task_ids:
+            if task_id not in remaining:
+                continue
+            remaining.discard(task_id)
             watchers = self._by_task.get(task_id)
             if watchers is None:
                 continue
@@ -103,7 +111,6 @@ class WatchHub:
                 pass
             if not watchers:
                 del self._by_task[task_id]
-        w.remaining.clear()
 
     @property
     def watched(self) -> int:

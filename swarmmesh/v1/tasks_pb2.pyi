@@ -183,12 +183,14 @@ class ClusterStats(_message.Message):
     def __init__(self, tasks_by_state: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[int] = ..., agents_ready: _Optional[int] = ..., agents_draining: _Optional[int] = ..., capacity_total: _Optional[int] = ..., in_flight: _Optional[int] = ..., submitted_total: _Optional[int] = ..., succeeded_total: _Optional[int] = ..., failed_total: _Optional[int] = ..., cancelled_total: _Optional[int] = ..., stale_results_total: _Optional[int] = ..., reassigned_total: _Optional[int] = ..., deduplicated_total: _Optional[int] = ..., evicted_total: _Optional[int] = ..., uptime_s: _Optional[float] = ..., agents: _Optional[_Iterable[_Union[_types_pb2.Agent, _Mapping]]] = ..., invalidations_total: _Optional[int] = ..., invalidation_epoch: _Optional[str] = ..., invalidation_seq: _Optional[int] = ..., warmups_total: _Optional[int] = ...) -> None: ...
 
 class SessionRequest(_message.Message):
-    __slots__ = ("submits", "watches")
+    __slots__ = ("submits", "watches", "unwatch")
     SUBMITS_FIELD_NUMBER: _ClassVar[int]
     WATCHES_FIELD_NUMBER: _ClassVar[int]
+    UNWATCH_FIELD_NUMBER: _ClassVar[int]
     submits: _containers.RepeatedCompositeFieldContainer[SessionSubmit]
     watches: _containers.RepeatedCompositeFieldContainer[SessionWatch]
-    def __init__(self, submits: _Optional[_Iterable[_Union[SessionSubmit, _Mapping]]] = ..., watches: _Optional[_Iterable[_Union[SessionWatch, _Mapping]]] = ...) -> None: ...
+    unwatch: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, submits: _Optional[_Iterable[_Union[SessionSubmit, _Mapping]]] = ..., watches: _Optional[_Iterable[_Union[SessionWatch, _Mapping]]] = ..., unwatch: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SessionSubmit(_message.Message):
     __slots__ = ("id", "tasks", "trace_decided")

@@ -54,8 +54,8 @@ class RawSession:
         self.lean: list[types_pb2.Task] = []
 
     async def send(self, submits: Sequence[tasks_pb2.SessionSubmit] = (),
-                   watches: Sequence[tasks_pb2.SessionWatch] = ()) -> None:
-        await self.call.write(tasks_pb2.SessionRequest(submits=submits, watches=watches))
+                   watches: Sequence[tasks_pb2.SessionWatch] = (), unwatch: Sequence[str] = ()) -> None:
+        await self.call.write(tasks_pb2.SessionRequest(submits=submits, watches=watches, unwatch=unwatch))
 
     async def read_until(self, cond: Callable[[], bool], what: str, within: float = 60.0) -> None:
         async with asyncio.timeout(within):
@@ -174,6 +174,32 @@ async def test_submit_and_watch_on_one_session(mesh: Mesh) -> None:
         await s.acks_for(23, 24)
         await s.read_until(lambda: any(t.spec.payload for t in s.finished[before:]), "a copy with the bytes")
         assert {t.task_id for t in s.finished[before:]} == {ones[1]}
+    finally:
+        await s.close()
+    assert_coordinator_healthy(mesh)
+
+
+async def test_unwatched_tasks_are_not_sent(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    s = RawSession(mesh.address)
+    try:
+        await s.send(submits=[submit(1, spec(b"x", required_labels=LATE), spec(b"y", required_labels=LATE))])
+        x, y = task_ids((await s.acks_for(1))[1])
+        await s.send(watches=[watch(2, [x, y])])
+        await s.acks_for(2)
+        # Given up, in a message that also watches it again (watches apply first), with an id
+        # the session never watched (ignored, and no ack).
+        await s.send(watches=[watch(3, [x])], unwatch=[x, "never-watched"])
+        await s.acks_for(3)
+        await asyncio.to_thread(mesh.start_sidecar, "a", "--label", "late=1")
+        await s.finished_for([y])
+        await asyncio.to_thread(assert_eventually, lambda: get_task(mesh, x).state == SUCCEEDED)
+        # x finished before this watch was read: a copy of x queued for the session would come first.
+        before = len(s.finished)
+        await s.send(watches=[watch(4, [y])])
+        await s.read_until(lambda: len(s.finished) > before, "y again")
+        assert [t.task_id for t in s.finished] == [y, y]
+        assert [a.id for a in s.acks] == [1, 2, 3, 4]
     finally:
         await s.close()
     assert_coordinator_healthy(mesh)

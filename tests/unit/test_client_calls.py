@@ -167,6 +167,7 @@ class FakeSessionCall:
                     self.watching.add(task_id)
                 else:
                     (lean if w.omit_payloads else finished).append(self._stub.finished(task_id, w.omit_payloads))
+        self.watching.difference_update(request.unwatch)
         if self.script.reverse_acks:
             acks.reverse()
         self._send(acks, finished, lean)
@@ -227,6 +228,10 @@ class FakeSessionCall:
     @property
     def watches(self) -> list[tasks_pb2.SessionWatch]:
         return [w for r in self.writes for w in r.watches]
+
+    @property
+    def unwatched(self) -> list[str]:
+        return [t for r in self.writes for t in r.unwatch]
 
 
 class FakeStub:
@@ -806,6 +811,45 @@ async def test_wait_times_out_with_wait_timeout() -> None:
     assert not stub.sessions[0].cancelled
     with pytest.raises(errors.WaitTimeout, match="1 of 2"):
         await c.wait_all(["a", "b"], timeout=0.05)
+
+
+async def test_a_wait_given_up_unwatches_the_tasks_no_other_wait_is_waiting_for() -> None:
+    stub = FakeStub()
+    stub.session_script = [SessionScript(hold={"a", "b"})]
+    c = make_client(stub)
+    patient = asyncio.create_task(c.wait("b"))
+    await until(lambda: bool(stub.sessions) and len(stub.sessions[0].watches) == 1)
+    with pytest.raises(errors.WaitTimeout):
+        await c.wait_all(["a", "b"], timeout=0.05)
+    call = stub.sessions[0]
+    await until(lambda: call.unwatched == ["a"])  # "b" is still waited for
+    assert call.watching == {"b"}
+    call.finish(task("b"))
+    assert (await patient).task_id == "b"
+    # Finished normally: nothing to unwatch.
+    assert call.unwatched == ["a"] and len(call.watches) == 2
+
+
+async def test_a_watch_closed_before_it_was_sent_is_undone_in_the_same_message() -> None:
+    stub = FakeStub()
+    gate = asyncio.Event()
+    stub.session_script = [SessionScript(hold={"a"}, gate=gate)]
+    c = make_client(stub)
+    first = asyncio.create_task(c.wait("a"))
+    await until(lambda: bool(stub.sessions) and stub.sessions[0].in_flight == 1)  # its write is held
+    session = c._session
+    assert session is not None
+    late = session.watch(["a", "z"], False)  # queued behind the held write
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+    late.close()
+    gate.set()
+    call = stub.sessions[0]
+    # The late watch and its undoing go together: the coordinator applies watches first.
+    await until(lambda: len(call.writes) == 2)
+    assert [sorted(r.unwatch) for r in call.writes] == [[], ["a", "z"]]
+    assert [len(r.watches) for r in call.writes] == [1, 1]
+    assert call.watching == set()
 
 
 # -- closing -------------------------------------------------------------------------
