@@ -199,12 +199,12 @@ class Session:
         """The queued items, up to about _FRAME_BYTES; the rest waits for the next write."""
         submits, left = _cut(self._submits, _FRAME_BYTES)
         watches, _ = _cut(self._watches, left)
-        unwatch: list[str] = []
+        request = tasks_pb2.SessionRequest(submits=submits, watches=watches)
         if self._unwatches and not self._watches:
             # After the watches they undo (the coordinator applies a message's watches first).
-            unwatch = self._unwatches[:MAX_WATCH_IDS]
+            request.unwatch.extend(self._unwatches[:MAX_WATCH_IDS])
             del self._unwatches[:MAX_WATCH_IDS]
-        return tasks_pb2.SessionRequest(submits=submits, watches=watches, unwatch=unwatch)
+        return request
 
     async def _read_loop(self) -> None:
         error: SwarmMeshError = Unavailable("the coordinator ended the session")
