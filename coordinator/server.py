@@ -23,7 +23,6 @@ from coordinator.core.mesh import MeshCore
 from coordinator.metrics import MetricsService
 from coordinator.profile.profiler import Profiler
 from coordinator.service.cache_sync import CacheSync
-from coordinator.service.convert import assignment_to_proto
 from coordinator.service.mesh_service import AgentSession, MeshService, add_mesh_service
 from coordinator.service.profile_service import ProfileService
 from coordinator.service.task_service import TaskService
@@ -201,7 +200,7 @@ class Coordinator:
             if sess is None:  # cannot happen: registry and sessions change together
                 log.error("assigned %d tasks to agent %s without a session", len(recs), agent_id)
                 continue
-            sess.send_assignments([assignment_to_proto(r, now) for r in recs])
+            sess.send_assignments(recs, now)
 
     def flush_cancels(self) -> None:
         for agent_id, refs in self.core.take_cancels().items():

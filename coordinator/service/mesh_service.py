@@ -27,6 +27,7 @@ from coordinator.service.task_service import STATUS
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
 
 if TYPE_CHECKING:
+    from coordinator.core.model import TaskRecord
     from coordinator.server import Coordinator
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,9 @@ class AgentSession:
         self.agent_id = agent_id
         self.session = session
         self._context = context
-        self._assignments: list[mesh_pb2.Assignment] = []
+        # The next frame, its assignments built in it as they are dispatched (a copy per
+        # assignment otherwise); the writer adds the rest of what queued when it sends it.
+        self._frame = mesh_pb2.CoordinatorFrame()
         self._acks: list[mesh_pb2.ResultAck] = []
         self._cancels: list[mesh_pb2.TaskRef] = []
         self._invalidations: list[mesh_pb2.Invalidation] = []
@@ -83,8 +86,10 @@ class AgentSession:
         self._registered = msg
         self._kick()
 
-    def send_assignments(self, items: list[mesh_pb2.Assignment]) -> None:
-        self._assignments.extend(items)
+    def send_assignments(self, recs: list[TaskRecord], now: float) -> None:
+        into = self._frame.assignments
+        for rec in recs:
+            convert.assignment_to_proto(rec, now, into)
         self._kick()
 
     def send_acks(self, recorded: int, rejected: list[mesh_pb2.ResultAck]) -> None:
@@ -131,7 +136,11 @@ class AgentSession:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            frame = mesh_pb2.CoordinatorFrame(drain=self._drain, recorded=self._recorded)
+            frame, self._frame = self._frame, mesh_pb2.CoordinatorFrame()
+            if self._drain:
+                frame.drain = True
+            if self._recorded:
+                frame.recorded = self._recorded
             self._recorded = 0
             if self._registered is not None:
                 frame.registered.CopyFrom(self._registered)
@@ -140,9 +149,6 @@ class AgentSession:
                 # The agent applies these before the frame's assignments.
                 frame.invalidations.extend(self._invalidations)
                 self._invalidations = []
-            if self._assignments:
-                frame.assignments.extend(self._assignments)
-                self._assignments = []
             if self._acks:
                 frame.acks.extend(self._acks)
                 self._acks = []

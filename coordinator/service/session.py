@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 import grpc
+from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 from coordinator.core.model import CoreError, StatusCode
 from coordinator.service import convert
@@ -47,17 +48,22 @@ ACK_TASKS = 20_000
 CHUNK = 500
 
 
-def accept(coord: Coordinator, tasks: Iterable[types_pb2.TaskSpec], decided: bool
-           ) -> list[tasks_pb2.SubmittedTask]:
-    """Accept one all-or-nothing batch (SubmitTasks or a SessionSubmit) and say what became of
-    each task; raises CoreError."""
+def accept(coord: Coordinator, tasks: Iterable[types_pb2.TaskSpec], decided: bool,
+           into: RepeatedCompositeFieldContainer[tasks_pb2.SubmittedTask]) -> None:
+    """Accept one all-or-nothing batch (SubmitTasks or a SessionSubmit) and add what became of
+    each task to `into`, the reply's field (built there: no copy); raises CoreError."""
     specs = [convert.task_spec_from_proto(t, decided) for t in tasks]
     now = time.time()
     submitted = coord.core.submit(specs, now)
     coord.schedule_dispatch()
     coord.cache_sync.observe(specs, now)
-    return [tasks_pb2.SubmittedTask(task_id=s.task_id, deduplicated=s.deduplicated,
-                                    state=convert.wire_enum(s.state)) for s in submitted]
+    add = into.add
+    wire = convert.wire_enum
+    for s in submitted:
+        if s.deduplicated:
+            add(task_id=s.task_id, deduplicated=True, state=wire(s.state))
+        else:
+            add(task_id=s.task_id, state=wire(s.state))
 
 
 def _failed(item_id: int, e: CoreError) -> tasks_pb2.SessionAck:
@@ -84,19 +90,20 @@ class SessionWatcher(Watcher):
     def queued(self) -> int:
         return len(self._buffer)
 
-    def take_some(self, limit: int) -> tuple[list[types_pb2.Task], list[types_pb2.Task]]:
-        """Up to `limit` queued copies, converted now: (whole, without payloads)."""
+    def take_into(self, limit: int, response: tasks_pb2.SessionResponse) -> int:
+        """Move up to `limit` queued copies into `response`, converted now (whole ones into
+        `finished`, the others into `finished_without_payloads`); how many."""
         items, self._buffer = self._buffer[:limit], self._buffer[limit:]
-        whole: list[types_pb2.Task] = []
-        lean: list[types_pb2.Task] = []
+        whole, lean = response.finished, response.finished_without_payloads
+        to_proto, with_payloads = convert.task_to_proto, self.with_payloads
         for rec in items:
             assert not isinstance(rec, types_pb2.Task)  # only watchers with all_updates queue messages
-            if rec.task_id in self.with_payloads:
-                self.with_payloads.discard(rec.task_id)
-                whole.append(convert.task_to_proto(rec, payloads=True))
+            if rec.task_id in with_payloads:
+                with_payloads.discard(rec.task_id)
+                to_proto(rec, payloads=True, into=whole)
             else:
-                lean.append(convert.task_to_proto(rec, payloads=False))
-        return whole, lean
+                to_proto(rec, payloads=False, into=lean)
+        return len(items)
 
 
 class ClientSession:
@@ -116,7 +123,8 @@ class ClientSession:
     def handle(self, request: tasks_pb2.SessionRequest) -> None:
         for sub in request.submits:
             try:
-                ack = tasks_pb2.SessionAck(id=sub.id, tasks=accept(self._c, sub.tasks, sub.trace_decided))
+                ack = tasks_pb2.SessionAck(id=sub.id)
+                accept(self._c, sub.tasks, sub.trace_decided, ack.tasks)
             except CoreError as e:
                 ack = _failed(sub.id, e)
             except Exception as e:
@@ -188,12 +196,13 @@ class ClientSession:
             n += 1
         acks = self._acks[:n]
         del self._acks[:n]
-        whole, lean = self._watcher.take_some(CHUNK)
+        response = tasks_pb2.SessionResponse(acks=acks)
+        finished = self._watcher.take_into(CHUNK, response)
         if self.pending < MAX_PENDING:
             self._room.set()
-        if not (acks or whole or lean):
+        if not (acks or finished):
             return None
-        return tasks_pb2.SessionResponse(acks=acks, finished=whole, finished_without_payloads=lean)
+        return response
 
     @property
     def idle(self) -> bool:

@@ -53,9 +53,10 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
                           ) -> tasks_pb2.SubmitTasksResponse:
         decided = any(k == TRACE_DECIDED_HEADER for k, _ in context.invocation_metadata() or ())
-        tasks = session.accept(self._c, request.tasks, decided)
+        reply = tasks_pb2.SubmitTasksResponse()
+        session.accept(self._c, request.tasks, decided, reply.tasks)
         self._c.dispatch_now()  # before the reply: see Coordinator.dispatch_now
-        return tasks_pb2.SubmitTasksResponse(tasks=tasks)
+        return reply
 
     async def Session(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
         await session.serve(self._c, context)

@@ -133,8 +133,8 @@ class _Outbox:
     def __init__(self) -> None:
         self.assigned: list[list[str]] = []
 
-    def send_assignments(self, items: list[object]) -> None:
-        self.assigned.append([a.task_id for a in items])  # type: ignore[attr-defined]
+    def send_assignments(self, recs: list[object], now: float) -> None:
+        self.assigned.append([r.task_id for r in recs])  # type: ignore[attr-defined]
 
 
 async def test_a_submission_is_dispatched_before_its_ack_is_queued() -> None:
