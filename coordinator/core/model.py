@@ -4,6 +4,20 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any, TypeVar, dataclass_transform
+
+_T = TypeVar("_T")
+
+
+@dataclass_transform(frozen_default=True)
+def per_task(cls: type[_T]) -> type[_T]:
+    """A frozen dataclass to type checkers (mypy flags any assignment to a field), a plain one
+    at run time. Frozen dataclasses set each field through object.__setattr__ in __init__,
+    which made them 3-6x dearer to build (TaskSpec 1.7 against 0.3 µs), and the core builds
+    several per task: a spec per submission, an outcome and a result per result. Hashable
+    on their fields, as frozen ones are."""
+    made: Any = dataclass(slots=True, unsafe_hash=True)(cls)
+    return made  # type: ignore[no-any-return]
 
 
 class TaskState(enum.IntEnum):
@@ -51,7 +65,7 @@ class CoreError(Exception):
         self.retry_after_ms = retry_after_ms
 
 
-@dataclass(frozen=True, slots=True)
+@per_task
 class TaskSpec:
     kind: str
     payload: bytes = b""
@@ -71,7 +85,7 @@ class TaskSpec:
     trace_unsampled: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@per_task
 class Outcome:
     output: bytes = b""
     content_type: str = ""
@@ -254,7 +268,7 @@ class AgentRecord:
         return len(self.in_flight) / self.capacity if self.capacity else 1.0
 
 
-@dataclass(frozen=True, slots=True)
+@per_task
 class ResultIn:
     """A result as an agent reported it (state is the raw wire int, validated by the core)."""
 
@@ -264,7 +278,7 @@ class ResultIn:
     outcome: Outcome
 
 
-@dataclass(frozen=True, slots=True)
+@per_task
 class Ack:
     task_id: str
     attempt: int
@@ -272,7 +286,7 @@ class Ack:
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@per_task
 class Submitted:
     task_id: str
     deduplicated: bool
