@@ -199,11 +199,12 @@ def submit_request_to_proto(specs: Iterable[TaskSpec]) -> tasks_pb2.SubmitTasksR
 
 
 def submitted_from_proto(msg: tasks_pb2.SubmittedTask) -> SubmittedTask:
-    return SubmittedTask(
-        task_id=msg.task_id,
-        deduplicated=msg.deduplicated,
-        state=task_state_from_proto(msg.state),
-    )
+    # Once per task submitted: built as task_from_proto builds a TaskInfo (see _frozen).
+    return _frozen(SubmittedTask, {
+        "task_id": msg.task_id,
+        "deduplicated": msg.deduplicated,
+        "state": task_state_from_proto(msg.state),
+    })
 
 
 def outcome_from_proto(msg: types_pb2.TaskOutcome) -> TaskOutcome:

@@ -10,7 +10,7 @@ import grpc
 import pytest
 
 from swarmmesh import _convert, errors
-from swarmmesh.types import AgentState, TaskInfo, TaskOutcome, TaskSpec, TaskState
+from swarmmesh.types import AgentState, SubmittedTask, TaskInfo, TaskOutcome, TaskSpec, TaskState
 from swarmmesh.v1 import tasks_pb2, types_pb2
 
 
@@ -138,6 +138,11 @@ def test_conversions_built_without_init_set_every_field_as_init_would() -> None:
     at = [datetime.fromtimestamp(1_700_000_000 + i, UTC) for i in range(3)]
     assert task == TaskInfo("t-9", TaskState.FAILED, spec, 3, "a2", outcome, *at, "p", "hybrid", "r")
     assert task.spec == spec and hash(task.outcome) == hash(outcome)
+    sub = _convert.submitted_from_proto(tasks_pb2.SubmittedTask(task_id="t-1", deduplicated=True,
+                                                                state=types_pb2.TASK_STATE_PENDING))
+    assert set(vars(sub)) == {f.name for f in dataclasses.fields(sub)}
+    expected = SubmittedTask("t-1", True, TaskState.PENDING)
+    assert sub == expected and hash(sub) == hash(expected)
     with pytest.raises(dataclasses.FrozenInstanceError):
         task.attempt = 4  # type: ignore[misc]
 
