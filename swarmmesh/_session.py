@@ -103,8 +103,9 @@ class Session:
         self._ids = itertools.count(1)
         self._submits: list[tasks_pb2.SessionSubmit] = []
         self._watches: list[tasks_pb2.SessionWatch] = []
-        # Task ids to stop watching; sent once every watch queued before them is.
-        self._unwatches: list[str] = []
+        # Task ids to stop watching (a dict for its order); sent once every watch queued
+        # before them is, and dropped from here when a new watch wants them again.
+        self._unwatches: dict[str, None] = {}
         self._pending: dict[int, asyncio.Future[tasks_pb2.SessionAck] | Watch] = {}
         self._routes: dict[str, list[Watch]] = {}
         self._wake = asyncio.Event()
@@ -147,6 +148,11 @@ class Session:
         w = Watch(self, ids, omit_payloads)
         for task_id in ids:
             self._routes.setdefault(task_id, []).append(w)
+        if self._unwatches:
+            # Watched again before its unwatch went out: the coordinator applies a message's
+            # unwatches after its watches, so the unwatch would undo this watch.
+            for task_id in ids:
+                self._unwatches.pop(task_id, None)
         for i in range(0, len(ids), MAX_WATCH_IDS):
             item_id = next(self._ids)
             self._pending[item_id] = w
@@ -170,7 +176,7 @@ class Session:
                 orphans.append(task_id)
         w.remaining.clear()
         if orphans and self.error is None:
-            self._unwatches.extend(orphans)
+            self._unwatches.update(dict.fromkeys(orphans))
             self._wake.set()
 
     async def close(self) -> None:
@@ -202,8 +208,10 @@ class Session:
         request = tasks_pb2.SessionRequest(submits=submits, watches=watches)
         if self._unwatches and not self._watches:
             # After the watches they undo (the coordinator applies a message's watches first).
-            request.unwatch.extend(self._unwatches[:MAX_WATCH_IDS])
-            del self._unwatches[:MAX_WATCH_IDS]
+            ids = list(itertools.islice(self._unwatches, MAX_WATCH_IDS))
+            for task_id in ids:
+                del self._unwatches[task_id]
+            request.unwatch.extend(ids)
         return request
 
     async def _read_loop(self) -> None:

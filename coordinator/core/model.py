@@ -13,7 +13,7 @@ _T = TypeVar("_T")
 def per_task(cls: type[_T]) -> type[_T]:
     """A frozen dataclass to type checkers (mypy flags any assignment to a field), a plain one
     at run time. Frozen dataclasses set each field through object.__setattr__ in __init__,
-    which made them 3-6x dearer to build (TaskSpec 1.7 against 0.3 µs), and the core builds
+    which made them 2-6x dearer to build (TaskSpec 1.57 against 0.28 µs), and the core builds
     several per task: a spec per submission, an outcome and a result per result. Hashable
     on their fields, as frozen ones are."""
     made: Any = dataclass(slots=True, unsafe_hash=True)(cls)

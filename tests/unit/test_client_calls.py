@@ -830,6 +830,25 @@ async def test_a_wait_given_up_unwatches_the_tasks_no_other_wait_is_waiting_for(
     assert call.unwatched == ["a"] and len(call.watches) == 2
 
 
+async def test_a_task_watched_again_before_its_unwatch_went_out_stays_watched() -> None:
+    stub = FakeStub()
+    gate = asyncio.Event()
+    stub.session_script = [SessionScript(hold={"a"}, gate=gate)]
+    c = make_client(stub)
+    first = asyncio.create_task(c.wait("a"))
+    await until(lambda: bool(stub.sessions) and stub.sessions[0].in_flight == 1)  # its write is held
+    first.cancel()  # "a" is left to nobody: an unwatch is queued
+    await asyncio.gather(first, return_exceptions=True)
+    again = asyncio.create_task(c.wait("a"))  # queued behind the held write, with the unwatch
+    await until(lambda: c._session is not None and "a" in c._session._routes)
+    gate.set()
+    call = stub.sessions[0]
+    await until(lambda: len(call.writes) == 2)
+    assert call.unwatched == [] and call.watching == {"a"}
+    call.finish(task("a"))
+    assert (await again).task_id == "a"
+
+
 async def test_a_watch_closed_before_it_was_sent_is_undone_in_the_same_message() -> None:
     stub = FakeStub()
     gate = asyncio.Event()
