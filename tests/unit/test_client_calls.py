@@ -830,13 +830,19 @@ async def test_a_wait_given_up_unwatches_the_tasks_no_other_wait_is_waiting_for(
     assert call.unwatched == ["a"] and len(call.watches) == 2
 
 
-async def test_a_task_watched_again_before_its_unwatch_went_out_stays_watched() -> None:
+async def a_wait_with_its_write_held() -> tuple[FakeStub, asyncio.Event, AsyncClient, asyncio.Task[Any]]:
+    """A client waiting for task "a", its watch's write held in flight until the gate is set."""
     stub = FakeStub()
     gate = asyncio.Event()
     stub.session_script = [SessionScript(hold={"a"}, gate=gate)]
     c = make_client(stub)
     first = asyncio.create_task(c.wait("a"))
-    await until(lambda: bool(stub.sessions) and stub.sessions[0].in_flight == 1)  # its write is held
+    await until(lambda: bool(stub.sessions) and stub.sessions[0].in_flight == 1)
+    return stub, gate, c, first
+
+
+async def test_a_task_watched_again_before_its_unwatch_went_out_stays_watched() -> None:
+    stub, gate, c, first = await a_wait_with_its_write_held()
     first.cancel()  # "a" is left to nobody: an unwatch is queued
     await asyncio.gather(first, return_exceptions=True)
     again = asyncio.create_task(c.wait("a"))  # queued behind the held write, with the unwatch
@@ -850,12 +856,7 @@ async def test_a_task_watched_again_before_its_unwatch_went_out_stays_watched() 
 
 
 async def test_a_watch_closed_before_it_was_sent_is_undone_in_the_same_message() -> None:
-    stub = FakeStub()
-    gate = asyncio.Event()
-    stub.session_script = [SessionScript(hold={"a"}, gate=gate)]
-    c = make_client(stub)
-    first = asyncio.create_task(c.wait("a"))
-    await until(lambda: bool(stub.sessions) and stub.sessions[0].in_flight == 1)  # its write is held
+    stub, gate, c, first = await a_wait_with_its_write_held()
     session = c._session
     assert session is not None
     late = session.watch(["a", "z"], False)  # queued behind the held write
