@@ -12,6 +12,7 @@ import asyncio
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,19 @@ def start_listener(module: str, port_file: Path, *args: str) -> tuple[subprocess
     return proc, int(port_file.read_text())
 
 
+def stop_all(procs: Iterable[subprocess.Popen[bytes]], grace_s: float) -> None:
+    """SIGTERM every process, then wait up to `grace_s` seconds for each; kill what is left."""
+    procs = list(procs)
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 async def run(workdir: Path, *, rounds: int = 2000, streams: int = 0, window_s: float = 5.0) -> dict[str, Any]:
     proc, port = start_listener("bench.grpc_floor", workdir / "floor.port")
     out: dict[str, Any] = {}
@@ -89,8 +103,7 @@ async def run(workdir: Path, *, rounds: int = 2000, streams: int = 0, window_s: 
                     f.kill()
                     f.wait()
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop_all([proc], 10)
     return out
 
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import grpc
 
-from bench.grpc_floor import start_listener
+from bench.grpc_floor import start_listener, stop_all
 from bench.pacer import paced
 from bench.procstat import CpuMeter, self_pid
 from bench.stats import latency_summary_ms, poisson_offsets
@@ -152,14 +152,7 @@ async def run(workdir: Path, *, rate: float = 1000.0, duration_s: float = 10.0, 
             cpu = meter.stop()
             await call.done_writing()
     finally:
-        for p in procs.values():
-            p.terminate()
-        for p in procs.values():
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(procs.values(), 10)
     result["echoes"] = echoes
     result["cpu_percent_by_process"] = {k: v / cpu.wall_s * 100 for k, v in cpu.seconds.items()}
     return result

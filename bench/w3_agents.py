@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import subprocess
 import time
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 import psutil
 
 from bench.fleet import SUBMIT_TIME, spawn_fleet
+from bench.grpc_floor import stop_all
 from bench.mesh import bench_mesh
 from bench.stats import latency_summary_ms, poisson_offsets
 from swarmmesh.client import AsyncClient
@@ -75,13 +75,7 @@ async def run(workdir: Path, *, agents: int = 5000, processes: int = 4, heartbea
                 await asyncio.sleep(1.0)  # stragglers
                 load_cpu = (sum(coord.cpu_times()[:2]) - c0) / (load_s + 1.0) * 100
         finally:
-            for f in fleets:
-                f.send_signal(signal.SIGTERM)
-            for f in fleets:
-                try:
-                    f.wait(60)
-                except subprocess.TimeoutExpired:
-                    f.kill()
+            stop_all(fleets, 60)  # on SIGTERM each load tool writes its report
     latencies: list[float] = []
     heartbeats = failures = 0
     for i in range(processes):
