@@ -106,6 +106,11 @@ class ProfilerConfig:
     samples_per_s: int = 256
     # Cache keys remembered for the cold-cache check.
     max_cache_keys: int = 100_000
+    # Agents whose registry record and latest heartbeat (memory, cache counters,
+    # connection) are read per second at most; a larger fleet is read in rounds
+    # of several seconds (5,000 agents: every 5 s). Reading one costs a few
+    # microseconds, so this bounds the profiler's share of a large coordinator.
+    agents_read_per_s: int = 1000
 
     def __post_init__(self) -> None:
         problem = self.problem()
@@ -132,6 +137,6 @@ class ProfilerConfig:
             return "leak_min_samples: must be at least 3"
         if self.slow_agent_factor <= 1:
             return "slow_agent_factor: must be more than 1"
-        if self.samples_per_s < 1 or self.max_cache_keys < 1:
-            return "samples_per_s and max_cache_keys: must be at least 1"
+        if self.samples_per_s < 1 or self.max_cache_keys < 1 or self.agents_read_per_s < 1:
+            return "samples_per_s, max_cache_keys and agents_read_per_s: must be at least 1"
         return ""

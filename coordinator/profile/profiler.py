@@ -11,8 +11,9 @@ of its own (time is passed in):
   from the attempts themselves, not sampled), notes the coordinator's cache
   totals (invalidations, warm-ups; read through `cache_totals`, so the
   profiler knows nothing of the service that keeps them), and once a second
-  samples agents' sessions, memory and cache counters, the queue, and
-  unroutable classes; every `history_interval_s` it writes one history row.
+  samples the queue and unroutable classes, and reads a part of the fleet
+  (agents' sessions, memory and cache counters; fleet.py says why in
+  parts); every `history_interval_s` it writes one history row.
 * `report` turns one window of that into a ProfileReport: phases per kind
   and agent, findings (diagnosis.py, agent_health.py) and forecasts.
 """
@@ -78,7 +79,7 @@ class Profiler:
         self._arrived: list[TaskRecord] = []
         self._rec = Recorder(config.samples_per_s, config.key_memory_s, config.max_cache_keys,
                              config.popularity_half_life_s)
-        self._fleet = Fleet(config.leak_window_s)
+        self._fleet = Fleet(config.leak_window_s, config.agents_read_per_s)
         self._cache = CacheLog()
         self._history = HistoryStore(config.history_path, config.history_retention_s)
         self._started: float | None = None
@@ -163,8 +164,8 @@ class Profiler:
         core = self._core
         dt = 0.0 if self._sampled_at is None else min(max(0.0, now - self._sampled_at), MAX_GAP_S)
         self._sampled_at = now
+        yield from self._fleet.sample_steps(now, core.registry.live, SAMPLE_STEP)
         agents = core.registry.live()
-        yield from self._fleet.sample_steps(now, agents, SAMPLE_STEP)
         if self._interval is None:
             self._interval = self._new_interval(now)
         iv = self._interval
