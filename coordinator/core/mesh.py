@@ -223,7 +223,7 @@ class MeshCore:
         old = self.registry.get(reg.agent_id)
         if old is not None:
             self._revoke(old, now)
-            self.registry.remove(old)
+            self.registry.remove(old, now)
         agent = self.registry.add(reg, now)
         self.feedback.on_register(agent, now)
         return agent, old
@@ -232,7 +232,7 @@ class MeshCore:
         agent = self.registry.session_of(agent_id, session)
         if agent is not None:
             self._revoke(agent, now)
-            self.registry.remove(agent)
+            self.registry.remove(agent, now)
 
     def drain(self, agent_id: str) -> AgentRecord:
         agent = self.registry.get(agent_id)
@@ -360,7 +360,7 @@ class MeshCore:
         expired = self.registry.silent_since(now - self.config.lease_timeout_s)
         for agent in expired:
             self._revoke(agent, now)
-            self.registry.remove(agent)
+            self.registry.remove(agent, now)
         self._expire_deadlines(now)
         self._prune(now)
         dt = 0.0 if self._last_tick is None else now - self._last_tick

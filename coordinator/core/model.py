@@ -262,6 +262,8 @@ class AgentRecord:
     # it is in slow start, 0 while it is ejected as an outlier.
     allowed: int = 0
     stats: AgentStats = field(default_factory=AgentStats)
+    # When this session left the registry (disconnected, lease expired, or fenced by a newer one).
+    left_at: float | None = None
 
     @property
     def load(self) -> float:

@@ -64,8 +64,9 @@ class Registry:
         self._eligible.clear()
         return agent
 
-    def remove(self, agent: AgentRecord) -> None:
+    def remove(self, agent: AgentRecord, now: float) -> None:
         agent.state = AgentState.GONE
+        agent.left_at = now
         agent.credits = 0
         if self._agents.get(agent.agent_id) is agent:
             del self._agents[agent.agent_id]

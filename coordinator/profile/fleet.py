@@ -17,8 +17,9 @@ coordinator a few microseconds, most of it fetching the agent's records
 into the CPU cache, so a whole large fleet every second was the largest
 thing the coordinator did beside reading heartbeats. What a round loses is
 resolution: memory points and cache events come per round (counters are
-cumulative, so no event is missed), and a disconnected agent's slots end
-at the end of the round that noticed. A report reads the whole fleet first.
+cumulative, so no event is missed). A disconnected agent's slots still end
+when its record left the registry, which the record keeps; the round that
+notices closes its track. A report reads the whole fleet first.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class AgentTrack:
     cache_events: deque[tuple[float, int, int, int]] = field(default_factory=lambda: deque(maxlen=4096))
     heartbeat: Heartbeat | None = None
     heartbeat_at: float = 0.0  # the record's heartbeat_at when it was last read
+    # The registry's record last read: once it has left, when it did.
+    record: AgentRecord | None = None
     gone_at: float | None = None
 
     def slots(self, starts: Sequence[float]) -> list[float]:
@@ -199,6 +202,7 @@ class Fleet:
             while len(spans) > 1 and spans[0].end < now - HORIZON_S:
                 del spans[0]
             track.gone_at = None
+            track.record = agent
             track.capacity = agent.capacity
             track.version = agent.version
             track.connected_at = agent.connected_at
@@ -207,13 +211,17 @@ class Fleet:
                 self._heartbeat(track, agent.heartbeat, now)
 
     def _sweep(self, now: float, live: set[str]) -> None:
+        """Close the tracks of agents not in `live`, at the time their record left the registry."""
         for agent_id, track in list(self.tracks.items()):
             if agent_id in live:
                 continue
-            if track.spans and track.spans[-1].end == math.inf:
-                track.spans[-1].end = now
             if track.gone_at is None:
-                track.gone_at = now
+                left = track.record.left_at if track.record is not None else None
+                end = now if left is None else min(now, left)
+                spans = track.spans
+                if spans and spans[-1].end == math.inf:
+                    spans[-1].end = max(spans[-1].start, end)
+                track.gone_at = end
             elif now - track.gone_at > FORGET_GONE_S:
                 del self.tracks[agent_id]
 

@@ -1,4 +1,4 @@
-"""Reading a large fleet in rounds: every agent once a round, a part a second, gone agents closed once."""
+"""Reading a large fleet in rounds: every agent once a round, a part a second, gone agents closed as of when they left."""
 
 from __future__ import annotations
 
@@ -39,7 +39,8 @@ def test_a_fleet_within_a_second_of_reads_is_read_whole_every_second() -> None:
     assert len(fleet.tracks) == 120
     leave(core, "a7", T + 1.5)
     step(fleet, core, T + 2)
-    assert fleet.tracks["a7"].spans[-1].end == T + 2 and fleet.tracks["a7"].gone_at == T + 2
+    # Its slots end when it left, not when the profiler noticed.
+    assert fleet.tracks["a7"].spans[-1].end == T + 1.5 and fleet.tracks["a7"].gone_at == T + 1.5
 
 
 def test_a_larger_fleet_is_read_in_equal_parts_over_several_seconds() -> None:
@@ -61,7 +62,7 @@ def test_a_larger_fleet_is_read_in_equal_parts_over_several_seconds() -> None:
     assert fleet.tracks["a249"].rss == 1 << 30
 
 
-def test_an_agent_gone_is_closed_at_the_end_of_the_round_that_noticed() -> None:
+def test_an_agent_gone_is_closed_by_the_round_that_noticed_as_of_when_it_left() -> None:
     core, fleet = fleet_of(250, per_s=100)
     for t in (1, 2, 3):
         step(fleet, core, T + t)
@@ -70,7 +71,7 @@ def test_an_agent_gone_is_closed_at_the_end_of_the_round_that_noticed() -> None:
         step(fleet, core, T + t)
         assert is_open(fleet, "a0")
     step(fleet, core, T + 6)
-    assert fleet.tracks["a0"].spans[-1].end == T + 6 and fleet.tracks["a0"].gone_at == T + 6
+    assert fleet.tracks["a0"].spans[-1].end == T + 3.5 and fleet.tracks["a0"].gone_at == T + 3.5
     assert sum(is_open(fleet, a) for a in fleet.tracks) == 249
 
 
@@ -81,11 +82,11 @@ def test_a_record_gone_before_its_turn_does_not_reopen_its_track() -> None:
     step(fleet, core, T + 4)  # the next round has begun; a249 is in its last part
     leave(core, "a249", T + 4.2)
     fleet.sample(T + 4.5, core.registry.live())  # a report reads the whole fleet: a249 is closed
-    assert fleet.tracks["a249"].spans[-1].end == T + 4.5
+    assert fleet.tracks["a249"].spans[-1].end == T + 4.2
     step(fleet, core, T + 5)
     step(fleet, core, T + 6)  # reaches a249's old record
     track = fleet.tracks["a249"]
-    assert track.spans[-1].end == T + 4.5 and track.gone_at == T + 4.5
+    assert track.spans[-1].end == T + 4.2 and track.gone_at == T + 4.2
 
 
 def test_an_agent_joining_mid_round_keeps_its_track_open_until_a_round_reads_it() -> None:

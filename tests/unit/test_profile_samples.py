@@ -201,8 +201,8 @@ def test_sampling_a_large_fleet_yields_between_slices_and_sees_every_agent() -> 
     # Two pauses (three slices) in the walk over the agents, and two more in the totals over them.
     assert sum(1 for _ in prof.tick_steps(T + 1)) == 4
     twin.tick(T + 1)
-    core.registry.remove(core.registry.get("a0"))  # type: ignore[arg-type]
-    twin_core.registry.remove(twin_core.registry.get("a0"))  # type: ignore[arg-type]
+    core.registry.remove(core.registry.get("a0"), T + 2)  # type: ignore[arg-type]
+    twin_core.registry.remove(twin_core.registry.get("a0"), T + 2)  # type: ignore[arg-type]
     for p in (prof, twin):
         for _ in p.tick_steps(T + 2.5):
             pass
