@@ -52,6 +52,12 @@ def render(results: dict[str, Any]) -> str:
         rows.append(("W2 open loop", f"p50 {_fmt(lat['p50_ms'])} / p99 {_fmt(lat['p99_ms'])} / "
                      f"p99.9 {_fmt(lat['p999_ms'])} ms",
                      f"{_fmt(r['rate_per_s'])} tasks/s Poisson for {r['duration_s']:.0f} s, from intended send"))
+        legs = r.get("legs")
+        if legs:
+            rows.append(("W2 legs, p50 / p99", " | ".join(
+                f"{_fmt(legs[k]['p50_ms'])} / {_fmt(legs[k]['p99_ms'])}"
+                for k in ("to_coordinator", "queue", "agent_round_trip", "to_client")) + " ms",
+                "client to coordinator (from intended send) | queue | to agent and back | to client"))
     if "w2floor" in w:
         lat = w["w2floor"]["median"]["latency"]
         rows.append(("W2 floor", f"p50 {_fmt(lat['p50_ms'])} / p99 {_fmt(lat['p99_ms'])} / "

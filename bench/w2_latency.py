@@ -6,6 +6,14 @@ so a client that falls behind is charged for it (no coordinated omission).
 Results arrive on one follow_tenant stream opened before the first submit.
 
 Arrivals are released by a pacing thread (bench.pacer).
+
+Each task's latency is also split at the coordinator's own timestamps
+(accepted, assigned, finished; every process reads this machine's one wall
+clock): client to coordinator from the intended send time (the pacer's
+lateness and the client's submit included), coordinator to agent and back
+from assignment to result, and coordinator to client from the result to
+its arrival on the follow stream. The queue (accepted to assigned) is the
+rest.
 """
 
 from __future__ import annotations
@@ -26,12 +34,17 @@ async def _open_loop(client: AsyncClient, rate: float, duration_s: float, seed: 
     tenant = f"w2-{uuid.uuid4().hex[:8]}"
     schedule = poisson_offsets(rate, duration_s, seed)
     finished: dict[str, float] = {}
+    # task id -> (arrived at the client, accepted, assigned, finished), wall-clock seconds.
+    stamps: dict[str, tuple[float, float, float, float]] = {}
     intended: dict[str, float] = {}
     all_in = asyncio.Event()
 
     async def collect() -> None:
         async for task in client.follow(tenant, omit_payloads=True):
             finished[task.task_id] = time.perf_counter()
+            if task.created_at and task.assigned_at and task.finished_at:
+                stamps[task.task_id] = (time.time(), task.created_at.timestamp(), task.assigned_at.timestamp(),
+                                        task.finished_at.timestamp())
             if all_in.is_set() and len(finished) >= len(schedule):
                 return
 
@@ -42,6 +55,7 @@ async def _open_loop(client: AsyncClient, rate: float, duration_s: float, seed: 
         task_id = await client.submit("noop", tenant=tenant)
         intended[task_id] = at
 
+    wall = time.time() - time.perf_counter()  # perf_counter -> wall clock, for the legs
     sent_late = await paced(schedule, submit)
     all_in.set()
     if len(finished) < len(schedule):
@@ -56,7 +70,24 @@ async def _open_loop(client: AsyncClient, rate: float, duration_s: float, seed: 
         "tasks": len(schedule),
         "latency": latency_summary_ms(latencies),
         "send_lateness": latency_summary_ms(sent_late),
+        "legs": _legs(intended, stamps, wall),
     }
+
+
+def _legs(intended: dict[str, float], stamps: dict[str, tuple[float, float, float, float]], wall: float
+          ) -> dict[str, dict[str, float]]:
+    """Each task's latency split at the coordinator's timestamps (see the module's note)."""
+    legs: dict[str, list[float]] = {"to_coordinator": [], "queue": [], "agent_round_trip": [], "to_client": []}
+    for task_id, at in intended.items():
+        got = stamps.get(task_id)
+        if got is None:
+            continue
+        arrived, accepted, assigned, done = got
+        legs["to_coordinator"].append(accepted - (at + wall))
+        legs["queue"].append(assigned - accepted)
+        legs["agent_round_trip"].append(done - assigned)
+        legs["to_client"].append(arrived - done)
+    return {name: latency_summary_ms(values) for name, values in legs.items()}
 
 
 async def run(workdir: Path, *, rate: float = 1000.0, duration_s: float = 10.0, sidecars: int = 4,

@@ -21,6 +21,10 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert w["w1"]["median"]["tasks"] == 2000 and w["w1"]["median"]["tasks_per_s"] > 0
     assert set(w["w1"]["median"]["cpu_us_per_task_by_role"]) == {"client", "coordinator", "sidecars"}
     assert w["w2"]["median"]["latency"]["count"] == w["w2"]["median"]["tasks"] > 0
+    legs = w["w2"]["median"]["legs"]
+    assert set(legs) == {"to_coordinator", "queue", "agent_round_trip", "to_client"}
+    assert all(leg["count"] == w["w2"]["median"]["tasks"] for leg in legs.values())
+    assert legs["to_coordinator"]["p50_ms"] > 0 and legs["agent_round_trip"]["p50_ms"] > 0
     floor = w["w2floor"]["median"]
     assert floor["latency"]["count"] == floor["tasks"] > 0 and set(floor["cpu_percent_by_process"]) == {
         "client", "relay", "echo-0", "echo-1", "echo-2", "echo-3"}
@@ -29,3 +33,4 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert w["seq"]["median"]["latency"]["count"] == 30
     assert w["floor"]["median"]["unary_rtt"]["count"] == 200
     assert "W1 throughput" in done.stdout and "W3 assignment" in done.stdout and "W2 floor" in done.stdout
+    assert "W2 legs" in done.stdout
