@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +29,21 @@ from bench.mesh import bench_mesh, meter_for
 from bench.pacer import paced
 from bench.stats import latency_summary_ms, poisson_offsets
 from swarmmesh.client import AsyncClient
+from swarmmesh.types import TaskInfo
 
 
 async def _open_loop(client: AsyncClient, rate: float, duration_s: float, seed: int) -> dict[str, Any]:
     tenant = f"w2-{uuid.uuid4().hex[:8]}"
     schedule = poisson_offsets(rate, duration_s, seed)
     finished: dict[str, float] = {}
-    # task id -> (arrived at the client, accepted, assigned, finished), wall-clock seconds.
-    stamps: dict[str, tuple[float, float, float, float]] = {}
+    infos: dict[str, TaskInfo] = {}  # read for the legs after the run, not while it runs
     intended: dict[str, float] = {}
     all_in = asyncio.Event()
 
     async def collect() -> None:
         async for task in client.follow(tenant, omit_payloads=True):
             finished[task.task_id] = time.perf_counter()
-            if task.created_at and task.assigned_at and task.finished_at:
-                stamps[task.task_id] = (time.time(), task.created_at.timestamp(), task.assigned_at.timestamp(),
-                                        task.finished_at.timestamp())
+            infos[task.task_id] = task
             if all_in.is_set() and len(finished) >= len(schedule):
                 return
 
@@ -70,23 +69,25 @@ async def _open_loop(client: AsyncClient, rate: float, duration_s: float, seed: 
         "tasks": len(schedule),
         "latency": latency_summary_ms(latencies),
         "send_lateness": latency_summary_ms(sent_late),
-        "legs": _legs(intended, stamps, wall),
+        "legs": _legs(intended, finished, infos, wall),
     }
 
 
-def _legs(intended: dict[str, float], stamps: dict[str, tuple[float, float, float, float]], wall: float
+def _legs(intended: Mapping[str, float], arrived: Mapping[str, float], infos: Mapping[str, TaskInfo], wall: float
           ) -> dict[str, dict[str, float]]:
-    """Each task's latency split at the coordinator's timestamps (see the module's note)."""
+    """Each task's latency split at the coordinator's timestamps (see the module's note). `intended`
+    and `arrived` are perf_counter seconds; `wall` turns them into wall-clock seconds."""
     legs: dict[str, list[float]] = {"to_coordinator": [], "queue": [], "agent_round_trip": [], "to_client": []}
     for task_id, at in intended.items():
-        got = stamps.get(task_id)
-        if got is None:
+        info = infos.get(task_id)
+        if info is None or not (info.created_at and info.assigned_at and info.finished_at):
             continue
-        arrived, accepted, assigned, done = got
+        accepted, assigned, done = (info.created_at.timestamp(), info.assigned_at.timestamp(),
+                                    info.finished_at.timestamp())
         legs["to_coordinator"].append(accepted - (at + wall))
         legs["queue"].append(assigned - accepted)
         legs["agent_round_trip"].append(done - assigned)
-        legs["to_client"].append(arrived - done)
+        legs["to_client"].append(arrived[task_id] + wall - done)
     return {name: latency_summary_ms(values) for name, values in legs.items()}
 
 
