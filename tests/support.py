@@ -1,7 +1,9 @@
-"""Helpers shared by the integration tests: real processes on loopback."""
+"""Helpers shared by the tests: polling, and real processes on loopback for the integration tests."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -13,8 +15,24 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import psutil
+
 REPO = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+
+# gRPC core would otherwise route even loopback traffic through an http_proxy
+# from the environment.
+CHANNEL_OPTIONS = [("grpc.enable_http_proxy", 0)]
+# What tests and their children get instead of any inherited OTEL_* variable:
+# no span or metric leaves the machine unless a test points it at its own receiver.
+OTEL_ENV = {"OTEL_SDK_DISABLED": "true"}
+
+
+def inherited_unwanted(name: str) -> bool:
+    """Proxies could carry loopback traffic off the machine; an inherited
+    OTEL_* (an SDK switch, or a per-signal endpoint that outranks the plain one
+    a test sets) could send telemetry to a remote collector."""
+    return name.lower().endswith("_proxy") or name.upper().startswith("OTEL_")
 
 
 def assert_eventually(cond: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
@@ -32,6 +50,33 @@ def assert_eventually(cond: Callable[[], T], timeout: float = 30.0, interval: fl
     raise AssertionError(f"condition not met within {timeout} s: {what or cond}; last error: {last_exc!r}")
 
 
+async def eventually(cond: Callable[[], object], timeout_s: float = 5.0) -> None:
+    """assert_eventually for code on the running event loop: it yields to the loop between polls."""
+    deadline = time.monotonic() + timeout_s
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.002)
+
+
+def stop_tree(proc: subprocess.Popen[str]) -> None:
+    """End a process and everything under it. The CLI's demo and bench start
+    their mesh processes in new sessions, so killing the CLI alone would orphan them."""
+    try:
+        procs = [psutil.Process(proc.pid)]
+        procs += procs[0].children(recursive=True)
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(procs, timeout=10)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    psutil.wait_procs(alive, timeout=5)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -39,10 +84,9 @@ def free_port() -> int:
 
 
 def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {k: v for k, v in os.environ.items() if not inherited_unwanted(k)}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH", "")]))
-    # Keep children off any collector and quiet unless debugging.
-    env.setdefault("OTEL_SDK_DISABLED", "true")
+    env.update(OTEL_ENV)
     env.update(extra or {})
     return env
 
@@ -88,14 +132,16 @@ class Proc:
         self.popen.wait(10)
 
     def stop(self, timeout: float = 15.0) -> int | None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-        self._log.close()
+        try:
+            if self.popen.poll() is None:
+                self.popen.send_signal(signal.SIGTERM)
+                try:
+                    self.popen.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    self.popen.kill()
+                    self.popen.wait(5)
+        finally:
+            self._log.close()
         return self.popen.returncode
 
 

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 
 from swarmmesh.v1 import tasks_pb2, tasks_pb2_grpc, types_pb2
-from tests.support import Proc, assert_eventually, coordinator_args, sidecar_args
+from tests.support import CHANNEL_OPTIONS, Proc, assert_eventually, coordinator_args, sidecar_args
 
 HANDLERS = "tests.integration.handlers"
 
@@ -35,7 +35,7 @@ class Mesh:
         self.address = str(proc.ready()["address"])
         if self._channel is not None:
             self._channel.close()
-        self._channel = grpc.insecure_channel(self.address)
+        self._channel = grpc.insecure_channel(self.address, options=CHANNEL_OPTIONS)
         return self.address
 
     def start_sidecar(self, agent_id: str, *extra: str, handler: str = "echo", wait: bool = True,
@@ -95,11 +95,18 @@ class Mesh:
         return out
 
     def close(self) -> None:
-        if self._channel is not None:
-            self._channel.close()
+        # Every step runs even when one fails, so no process is left behind.
+        steps: list[Callable[[], object]] = [self._channel.close] if self._channel is not None else []
         # Sidecars first, so they drain against a live coordinator.
-        for proc in sorted(self.procs, key=lambda p: p is self.coordinator or "coordinator" in p.args):
-            proc.stop()
+        steps += [p.stop for p in sorted(self.procs, key=lambda p: p is self.coordinator or "coordinator" in p.args)]
+        first: BaseException | None = None
+        for step in steps:
+            try:
+                step()
+            except BaseException as e:
+                first = first or e
+        if first is not None:
+            raise first
 
 
 @pytest.fixture

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import queue
 from collections.abc import Callable, Iterator
+from types import TracebackType
 
 import grpc
 
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
+from tests.support import CHANNEL_OPTIONS
 
 
 class RawSidecar:
     """A sidecar written straight from the .proto: one Connect stream, driven by hand."""
 
     def __init__(self, address: str, register: mesh_pb2.Register | None) -> None:
-        self._channel = grpc.insecure_channel(address)
+        self._channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         self._out: queue.Queue[mesh_pb2.SidecarFrame | None] = queue.Queue()
         if register is not None:
             self._out.put(mesh_pb2.SidecarFrame(register=register))
@@ -78,3 +80,10 @@ class RawSidecar:
         self._out.put(None)
         self.frames.cancel()
         self._channel.close()
+
+    def __enter__(self) -> RawSidecar:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()

@@ -8,6 +8,7 @@ import pytest
 from swarmmesh.v1 import mesh_pb2, tasks_pb2, types_pb2
 from tests.integration.conftest import Mesh
 from tests.integration.raw_sidecar import RawSidecar
+from tests.support import CHANNEL_OPTIONS
 
 
 @pytest.fixture
@@ -62,13 +63,12 @@ def test_stream_rejects_bad_registration(coord: Mesh) -> None:
     for register, needle in [(None, "first frame must carry register"),
                              (mesh_pb2.Register(agent_id="a", capacity=0), "register.capacity"),
                              (mesh_pb2.Register(agent_id="", capacity=1), "register.agent_id")]:
-        raw = RawSidecar(coord.address, register)
-        if register is None:
-            raw.send(mesh_pb2.SidecarFrame(credits=1))
-        with pytest.raises(grpc.RpcError) as err:
-            raw.registered()
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and needle in err.value.details()
-        raw.close()
+        with RawSidecar(coord.address, register) as raw:
+            if register is None:
+                raw.send(mesh_pb2.SidecarFrame(credits=1))
+            with pytest.raises(grpc.RpcError) as err:
+                raw.registered()
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and needle in err.value.details()
 
 
 def test_bad_results_get_per_item_status_and_the_stream_keeps_serving(coord: Mesh) -> None:
@@ -107,11 +107,11 @@ def test_bad_results_get_per_item_status_and_the_stream_keeps_serving(coord: Mes
 
 
 def test_stale_result_after_reassignment_is_rejected(coord: Mesh) -> None:
-    first = RawSidecar(coord.address, mesh_pb2.Register(agent_id="first", capacity=1, credits=1))
-    first.registered()
-    [task_id] = coord.submit([types_pb2.TaskSpec(kind="k")])
-    assert first.assignments()[0].attempt == 1
-    first.close()  # the stream drops while it holds the task
+    with RawSidecar(coord.address, mesh_pb2.Register(agent_id="first", capacity=1, credits=1)) as first:
+        first.registered()
+        [task_id] = coord.submit([types_pb2.TaskSpec(kind="k")])
+        assert first.assignments()[0].attempt == 1
+    # The stream has dropped while it held the task.
     second = RawSidecar(coord.address, mesh_pb2.Register(agent_id="second", capacity=1, credits=1))
     again = RawSidecar(coord.address, mesh_pb2.Register(agent_id="first", capacity=1, credits=0))
     try:
@@ -141,11 +141,10 @@ def test_a_misbehaving_client_does_not_harm_others(coord: Mesh) -> None:
         good.registered()
         for _ in range(20):
             code_of(coord.stub.SubmitTasks, tasks_pb2.SubmitTasksRequest(tasks=[types_pb2.TaskSpec(kind="")]))
-            bad = RawSidecar(coord.address, None)
-            bad.send(mesh_pb2.SidecarFrame(heartbeat=mesh_pb2.Heartbeat()))
-            with pytest.raises(grpc.RpcError):
-                bad.registered()
-            bad.close()
+            with RawSidecar(coord.address, None) as bad:
+                bad.send(mesh_pb2.SidecarFrame(heartbeat=mesh_pb2.Heartbeat()))
+                with pytest.raises(grpc.RpcError):
+                    bad.registered()
         [task_id] = coord.submit([types_pb2.TaskSpec(kind="k")])
         assert good.assignments()[0].task_id == task_id
     finally:
@@ -154,7 +153,7 @@ def test_a_misbehaving_client_does_not_harm_others(coord: Mesh) -> None:
 
 def test_a_frame_that_is_not_a_sidecar_frame_is_refused_by_name(coord: Mesh) -> None:
     # Frames are parsed by the coordinator itself (it recognises repeated heartbeats by their bytes).
-    channel = grpc.insecure_channel(coord.address)
+    channel = grpc.insecure_channel(coord.address, options=CHANNEL_OPTIONS)
     connect = channel.stream_stream("/swarmmesh.v1.MeshService/Connect", request_serializer=None,
                                     response_deserializer=mesh_pb2.CoordinatorFrame.FromString)
     good = RawSidecar(coord.address, mesh_pb2.Register(agent_id="good", capacity=1, credits=1))

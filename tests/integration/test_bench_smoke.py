@@ -7,17 +7,25 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.support import REPO, child_env
+from bench.__main__ import WORKLOADS
+from tests.support import REPO, child_env, stop_tree
 
 
 def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "swarmmesh.cli", "bench", "--smoke", "--json", str(out)],
-                          capture_output=True, text=True, timeout=300, env=child_env(), cwd=str(REPO))
-    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    with subprocess.Popen([sys.executable, "-m", "swarmmesh.cli", "bench", "--smoke", "--json", str(out)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=child_env(),
+                          cwd=str(REPO)) as cli:
+        try:
+            stdout, stderr = cli.communicate(timeout=300)
+        finally:
+            stop_tree(cli)
+    assert cli.returncode == 0, stdout[-2000:] + stderr[-3000:]
     data = json.loads(out.read_text())
     assert data["machine"]["cpus_logical"] >= 1 and data["versions"]["grpcio"]
     w = data["workloads"]
+    for name in WORKLOADS:
+        assert name in w and "skipped" not in w[name] and "skipped" not in w[name]["median"], (name, w.get(name))
     assert w["w1"]["median"]["tasks"] == 2000 and w["w1"]["median"]["tasks_per_s"] > 0
     assert set(w["w1"]["median"]["cpu_us_per_task_by_role"]) == {"client", "coordinator", "sidecars"}
     assert w["w2"]["median"]["latency"]["count"] == w["w2"]["median"]["tasks"] > 0
@@ -30,7 +38,15 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
         "client", "relay", "echo-0", "echo-1", "echo-2", "echo-3"}
     assert w["w3"]["median"]["agents_ready"] == 40
     assert w["w3"]["median"]["tasks_assigned"] == w["w3"]["median"]["tasks_sent"]
+    w4 = w["w4"]["median"]
+    assert w4["tasks"] == 2000
+    for mode in ("cache_aware", "not_cache_aware"):
+        assert 0 < w4[mode]["hit_rate"] <= 1 and w4[mode]["tasks_per_s"] > 0, (mode, w4[mode])
+    tracing = w["tracing"]["median"]
+    assert all(tracing[mode]["tasks"] == 2000 for mode in ("off", "sampled_100", "sampled_1", "collector_down"))
+    assert tracing["sampled_100"]["sink_exports"] > 0 and tracing["off"]["sink_exports"] == 0
+    assert set(tracing["slowdown"]) == {"sampled_100", "sampled_1", "collector_down"}
     assert w["seq"]["median"]["latency"]["count"] == 30
     assert w["floor"]["median"]["unary_rtt"]["count"] == 200
-    assert "W1 throughput" in done.stdout and "W3 assignment" in done.stdout and "W2 floor" in done.stdout
-    assert "W2 legs" in done.stdout
+    assert "W1 throughput" in stdout and "W3 assignment" in stdout and "W2 floor" in stdout
+    assert "W2 legs" in stdout

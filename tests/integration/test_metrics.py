@@ -22,8 +22,12 @@ from tests.support import assert_eventually, free_port
 pytestmark = pytest.mark.integration
 
 
+# An http_proxy in the environment must not capture the loopback scrape.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
 def scrape(address: str) -> dict[str, list[Any]]:
-    with urllib.request.urlopen(f"http://{address}/metrics", timeout=10) as resp:
+    with _DIRECT.open(f"http://{address}/metrics", timeout=10) as resp:
         assert resp.status == 200
         text = resp.read().decode()
     # The parser names counter families without their _total suffix.

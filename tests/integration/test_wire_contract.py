@@ -14,12 +14,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 
 from tests.integration.conftest import Mesh
-from tests.support import REPO
+from tests.support import CHANNEL_OPTIONS, REPO
 
 
 def test_health_and_reflection_list_the_services(mesh: Mesh) -> None:
     mesh.start_coordinator()
-    with grpc.insecure_channel(mesh.address) as ch:
+    with grpc.insecure_channel(mesh.address, options=CHANNEL_OPTIONS) as ch:
         health = health_pb2_grpc.HealthStub(ch)
         for service in ("", "swarmmesh.v1.TaskService", "swarmmesh.v1.MeshService"):
             resp = health.Check(health_pb2.HealthCheckRequest(service=service), timeout=10)
@@ -32,7 +32,7 @@ def test_a_client_built_from_reflection_alone_submits_and_reads(mesh: Mesh) -> N
     """What grpcurl does: fetch descriptors from the server, build messages, call by method name."""
     mesh.start_coordinator()
     mesh.start_sidecar("a")
-    with grpc.insecure_channel(mesh.address) as ch:
+    with grpc.insecure_channel(mesh.address, options=CHANNEL_OPTIONS) as ch:
         pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(ch))
         service = pool.FindServiceByName("swarmmesh.v1.TaskService")
         submit_d = service.methods_by_name["SubmitTasks"]
@@ -74,7 +74,7 @@ def test_stubs_compiled_from_the_protos_alone(mesh: Mesh, tmp_path: Path) -> Non
         import grpc, swarmmesh
         assert swarmmesh.__file__.startswith({str(out)!r}), swarmmesh.__file__
         from swarmmesh.v1 import tasks_pb2, tasks_pb2_grpc, types_pb2
-        with grpc.insecure_channel({mesh.address!r}) as ch:
+        with grpc.insecure_channel({mesh.address!r}, options=[("grpc.enable_http_proxy", 0)]) as ch:
             stub = tasks_pb2_grpc.TaskServiceStub(ch)
             resp = stub.SubmitTasks(tasks_pb2.SubmitTasksRequest(tasks=[types_pb2.TaskSpec(kind="echo", payload=b"hi")]))
             tid = resp.tasks[0].task_id
