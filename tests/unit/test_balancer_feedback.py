@@ -17,6 +17,7 @@ from coordinator.core.model import (
     Outcome,
     Registration,
     ResultIn,
+    StatusCode,
     TaskSpec,
     TaskState,
 )
@@ -72,6 +73,13 @@ def test_cache_hits_and_cancellations_teach_nothing_about_speed() -> None:
     core.dispatch(0)
     core.frame("a", a.session, 5.0, [ResultIn(sub.task_id, 1, TaskState.SUCCEEDED, Outcome(cache_hit=True))],
                credits=1)
+    assert core.feedback.estimate(a, "k") is None
+    # A handler cut short by a cancel ran for however long it had, not for as long as the task takes.
+    [sub] = core.submit([TaskSpec(kind="k")], 6.0)
+    core.dispatch(6.0)
+    cancelled = Outcome(error="cancelled", error_type="cancelled", duration_us=2_000_000)
+    [ack] = core.frame("a", a.session, 8.0, [ResultIn(sub.task_id, 1, TaskState.CANCELLED, cancelled)], credits=1)
+    assert ack.code == StatusCode.OK and core.get(sub.task_id).state == TaskState.CANCELLED
     assert core.feedback.estimate(a, "k") is None
 
 

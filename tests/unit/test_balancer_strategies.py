@@ -244,12 +244,29 @@ def test_hybrid_weighs_cache_expertise_and_speed() -> None:
     assert s.pick(task(cache_key=key), pool(s, [a, b], est)) is b
 
 
+class Scored(dict[str, float]):
+    """Estimates that remember which agents a pick costed: every cost starts from one."""
+
+    def __init__(self, est: dict[str, float]) -> None:
+        super().__init__(est)
+        self.looked_up: list[str] = []
+
+    def __getitem__(self, agent_id: str) -> float:
+        self.looked_up.append(agent_id)
+        return super().__getitem__(agent_id)
+
+
 def test_hybrid_samples_in_large_fleets_but_keeps_the_cache_owner_in_view() -> None:
     s = make(Hybrid, full_scan_limit=4)
     agents = [agent(f"a{i}") for i in range(30)]
-    est = {a.agent_id: 0.01 for a in agents}
     owner = s.owner("key", agents)
-    assert all(s.pick(task(cache_key="key"), pool(s, agents, est)) is owner for _ in range(20))
+    assert owner is not None
+    for _ in range(20):
+        est = Scored({a.agent_id: 0.01 for a in agents})
+        p = pool(s, agents, est)
+        est.looked_up.clear()  # building the pool read every estimate
+        assert s.pick(task(cache_key="key"), p) is owner
+        assert owner.agent_id in est.looked_up and len(est.looked_up) <= 4
 
 
 OVERHEAD = 0.002  # HealthConfig.dispatch_overhead_s, part of every estimate

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -17,17 +16,10 @@ from agent_sidecar.cache_runner import CachePath
 from agent_sidecar.handlers import HandlerRegistry, TaskContext
 from agent_sidecar.runner import Runner
 from swarmmesh.v1 import mesh_pb2, types_pb2
+from tests.support import eventually
 
 SUCCEEDED = types_pb2.TASK_STATE_SUCCEEDED
 FAILED = types_pb2.TASK_STATE_FAILED
-
-
-async def eventually(cond: Callable[[], object], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.002)
 
 
 class Clock:
@@ -180,7 +172,9 @@ async def test_single_flight_shares_a_handler_error(tmp_path: Path, meshes: list
     assert (await m.cache.lookup("key"))[0] is None  # failures are not cached
 
 
-async def test_a_waiter_computes_when_the_first_attempt_is_cancelled(tmp_path: Path, meshes: list[Mesh]) -> None:
+async def test_a_waiter_computes_when_the_first_attempt_is_cancelled(
+    tmp_path: Path, meshes: list[Mesh], monkeypatch: pytest.MonkeyPatch
+) -> None:
     started: list[str] = []
 
     async def slow(ctx: TaskContext) -> str:
@@ -189,10 +183,22 @@ async def test_a_waiter_computes_when_the_first_attempt_is_cancelled(tmp_path: P
         return ctx.task_id
 
     m = await start(meshes, tmp_path, {"k": slow})
+    followed: list[object] = []
+    follow = m.path._follow
+
+    async def following(
+        slot: Any, runner: Runner, flight: object, start_ns: int
+    ) -> mesh_pb2.TaskResult | None:
+        followed.append(flight)
+        return await follow(slot, runner, flight, start_ns)
+
+    monkeypatch.setattr(m.path, "_follow", following)
     m.submit()
     await eventually(lambda: started == ["t1"])
+    flight = m.path._flights["key"]
     m.submit()
-    await asyncio.sleep(0.01)
+    # Cancelling t1 before t2 waits on its flight would skip the path under test.
+    await eventually(lambda: flight in followed)
     assert m.runner.cancel("t1", 1)
     await eventually(lambda: len(m.sink.results) == 1)
     assert started == ["t1", "t2"]
@@ -256,18 +262,24 @@ async def test_refresh_ahead_keeps_a_hot_key_fresh(tmp_path: Path, meshes: list[
 
 
 async def test_a_cold_entry_is_not_refreshed(tmp_path: Path, meshes: list[Mesh]) -> None:
+    release = threading.Event()
     calls = 0
 
     def handler(ctx: TaskContext) -> int:
         nonlocal calls
         calls += 1
+        if ctx.attempt == 0:
+            release.wait(5)  # a refresh, had one started, stays in flight to be seen
         return calls
 
     m = await start(meshes, tmp_path, {"k": handler}, ttls={"k": 10.0}, refresh_fraction=0.2)
     await m.run()
     m.clock.now += 9  # first hit, already near expiry: not hot yet
     assert (await m.run()).outcome.cache_hit
-    await asyncio.sleep(0.02)
+    try:
+        assert not m.path._refreshes and "key" not in m.path._flights
+    finally:
+        release.set()
     assert calls == 1 and m.cache.counters.refreshes == 0
 
 

@@ -58,13 +58,29 @@ async def test_stores_run_after_the_rest_of_their_batch(worker: CacheWorker) -> 
     assert (await worker.lookup("x"))[0] is None
 
 
-async def test_failures_reach_the_caller_and_heal_the_store(worker: CacheWorker) -> None:
+async def test_failures_reach_the_caller_and_heal_the_store(
+    worker: CacheWorker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = worker.store
+    recovered: list[BaseException] = []
+    recover = store.recover
+
+    def recording(exc: BaseException) -> None:
+        recovered.append(exc)
+        recover(exc)
+
+    monkeypatch.setattr(store, "recover", recording)
+
     def boom() -> None:
         raise RuntimeError("no")
 
     with pytest.raises(RuntimeError):
         await worker.call(boom)
+    assert [str(e) for e in recovered] == ["no"]
     assert (await worker.lookup("nothing"))[0] is None  # the worker keeps going
+    assert await worker.store_result(item("after", store.generation)) is True
+    entry, _ = await worker.lookup("after")
+    assert entry is not None and entry.output == b"after"
 
 
 async def test_a_shut_down_worker_refuses_calls(tmp_path: Path) -> None:

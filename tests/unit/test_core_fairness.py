@@ -87,9 +87,9 @@ def test_aging_lets_old_low_priority_work_ahead_of_much_newer_urgent_work() -> N
     [low] = core.submit([TaskSpec(kind="k", priority=0)], 0.0)
     core.submit([TaskSpec(kind="k", priority=3)], 2.0)  # 3 levels = 3 s: overtakes low
     core.submit([TaskSpec(kind="k", priority=3)], 3.5)  # submitted 3.5 s later: does not
-    order = [(r.spec.priority, r.created_at) for r in drain_one_by_one(core, 3, now=10)]
-    assert order == [(3, 2.0), (0, 0.0), (3, 3.5)]
-    assert core.get(low.task_id).state != TaskState.PENDING
+    drained = drain_one_by_one(core, 3, now=10)
+    assert [(r.spec.priority, r.created_at) for r in drained] == [(3, 2.0), (0, 0.0), (3, 3.5)]
+    assert drained[1] is core.get(low.task_id) and drained[1].assigned_at == 11
 
 
 def test_the_aging_bound_caps_any_priority_advantage() -> None:

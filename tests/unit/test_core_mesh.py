@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import pytest
 
+from coordinator.core.balancer import BalancerConfig, Pool
 from coordinator.core.mesh import CoreConfig, MeshCore
 from coordinator.core.model import (
+    AgentRecord,
     AgentState,
     CoreError,
     Outcome,
     Registration,
     ResultIn,
     StatusCode,
+    TaskRecord,
     TaskSpec,
     TaskState,
 )
@@ -96,12 +101,18 @@ def test_priority_then_fifo(core: MeshCore) -> None:
     assert order == [high, other_class_mid, low]
 
 
-def test_least_loaded_spreads_work(core: MeshCore) -> None:
-    core.register(reg("a", capacity=10), 0)
-    core.register(reg("b", capacity=10), 0)
+def test_least_loaded_spreads_work() -> None:
+    core = MeshCore(CoreConfig(balancer=BalancerConfig(strategy="least-loaded")))
+    a, _ = core.register(reg("a", capacity=10), 0)
+    core.submit([spec() for _ in range(4)], 0)
+    core.dispatch(0)
+    b, _ = core.register(reg("b", capacity=10), 0)
     core.submit([spec() for _ in range(10)], 0)
     out = core.dispatch(0)
-    assert len(out["a"]) == 5 and len(out["b"]) == 5
+    # Rotation would split the new work evenly; evening out the load gives b a's head start first.
+    assert len(out["a"]) == 3 and len(out["b"]) == 7
+    assert len(a.in_flight) == len(b.in_flight) == 7
+    assert {r.route_strategy for recs in out.values() for r in recs} == {"least-loaded"}
 
 
 def test_disconnect_requeues_with_next_attempt_and_stale_result_is_rejected(core: MeshCore) -> None:
@@ -325,20 +336,44 @@ def test_cancelled_and_expired_entries_do_not_pile_up(core: MeshCore) -> None:
     assert core.counters.submitted == 3000
 
 
+class Recording:
+    """Takes the first agent offered and remembers every pool it was offered."""
+
+    name = "recording"
+    uses_latency = False
+
+    def __init__(self) -> None:
+        self.offered: list[list[str]] = []
+
+    def pick(self, task: TaskRecord, pool: Pool) -> AgentRecord | None:
+        self.offered.append([a.agent_id for a in pool.ready])
+        return pool.ready[0] if pool.ready else None
+
+
 def test_a_large_fleet_is_offered_to_the_strategy_as_a_rotating_sample() -> None:
     from coordinator.core.dispatch import SAMPLE, SAMPLE_OVER
 
-    core = MeshCore(CoreConfig())
+    strategy = Recording()
+    core = MeshCore(CoreConfig(), strategy=strategy)
     n = SAMPLE_OVER * 4
     for i in range(n):
         core.register(reg(f"a{i}", capacity=1), 0)
+    for t in range(n // SAMPLE):
+        core.submit([spec()], t)
+        core.dispatch(t)
+    passes = strategy.offered
+    assert len(passes) == n // SAMPLE
+    assert all(len(ready) == SAMPLE for ready in passes)
+    # Each pass starts where the last sample ended, so together they cover the fleet once.
+    assert all(not set(x) & set(y) for x, y in pairwise(passes))
+    assert len({a for ready in passes for a in ready}) == n
+    strategy.offered.clear()
     core.submit([spec() for _ in range(n)], 100)
     out = core.dispatch(100)
-    # Every agent still gets work: the sample moves across the fleet.
-    assert sum(len(v) for v in out.values()) == n and len(out) == n
+    assert sum(len(v) for v in out.values()) == n - n // SAMPLE
+    assert strategy.offered and max(len(ready) for ready in strategy.offered) <= SAMPLE
     core.submit([spec()], 101)
     assert core.dispatch(101) == {}  # no free slot anywhere
-    assert SAMPLE < SAMPLE_OVER
 
 
 def test_a_repeated_heartbeat_is_another_reading_for_the_profiler(core: MeshCore) -> None:

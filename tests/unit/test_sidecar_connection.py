@@ -16,6 +16,7 @@ from agent_sidecar.runner import Runner
 from agent_sidecar.threads import HandlerThreads
 from agent_sidecar.wire import failure_to_proto, success_to_proto
 from swarmmesh.v1 import mesh_pb2
+from tests.support import eventually
 
 
 class FakeCall:
@@ -74,8 +75,7 @@ async def test_writes_are_coalesced_while_a_write_is_in_flight() -> None:
     conn._wake.set()
     assert len(call.frames) == 1
     call.gate.set()
-    for _ in range(20):
-        await asyncio.sleep(0)
+    await eventually(lambda: len(call.frames) >= 2)
     assert [len(f.results) for f in call.frames] == [1, 100]
     assert [f.credits for f in call.frames] == [1, 100]
     assert call.frames[1].heartbeat.in_flight == 2

@@ -13,17 +13,10 @@ from agent_sidecar.handlers import HandlerRegistry, TaskContext
 from agent_sidecar.metrics import KindStats, LatencyTracker
 from agent_sidecar.runner import Runner
 from swarmmesh.v1 import mesh_pb2, types_pb2
+from tests.support import eventually
 
 SUCCEEDED = types_pb2.TASK_STATE_SUCCEEDED
 FAILED = types_pb2.TASK_STATE_FAILED
-
-
-async def eventually(cond: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.002)
 
 
 class Sink:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import grpc
@@ -214,10 +215,16 @@ def test_a_failing_collector_is_backed_off_without_encoding() -> None:
 
 def test_a_disabled_tracer_records_nothing_and_starts_no_thread() -> None:
     t = Tracer.disabled()
+    before = set(threading.enumerate())
     t.start()
-    t.span("x", 1, 2, 0, SpanKind.INTERNAL, 0.0, 1.0)
-    assert t.exporter is None and t.stats()["exported"] == 0
-    t.stop()
+    try:
+        assert set(threading.enumerate()) - before == set()
+        t.span("x", 1, 2, 0, SpanKind.INTERNAL, 0.0, 1.0)
+        # An exporter would hold the span until its thread sends it.
+        assert t.stats() == {"exported": 0, "dropped": 0, "queued": 0, "failed_exports": 0}
+        assert t.exporter is None
+    finally:
+        t.stop()
 
 
 def test_a_tracer_is_live_while_its_collector_answers() -> None:
