@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent import futures
 from dataclasses import dataclass
@@ -44,11 +44,14 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
 
     def Export(self, request: trace_service_pb2.ExportTraceServiceRequest, context: Any
                ) -> trace_service_pb2.ExportTraceServiceResponse:
+        services = [next((kv.value.string_value for kv in rs.resource.attributes if kv.key == "service.name"), "")
+                    for rs in request.resource_spans]
+        # Counted before the delay: a slow collector's exports may never finish within a test.
+        self._sink.begin(services)
         if self._sink.delay_s:
-            time.sleep(self._sink.delay_s)  # a collector that is slow to answer
+            self._sink.wait_delay()  # a collector that is slow to answer
         got: list[ReceivedSpan] = []
-        for rs in request.resource_spans:
-            service = next((kv.value.string_value for kv in rs.resource.attributes if kv.key == "service.name"), "")
+        for service, rs in zip(services, request.resource_spans, strict=True):
             for ss in rs.scope_spans:
                 got.extend(ReceivedSpan.of(service, sp) for sp in ss.spans)
         self._sink.add(got)
@@ -63,10 +66,13 @@ class OtlpReceiver:
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
         self.exports = 0
+        self._started: Counter[str] = Counter()
+        self._stopping = threading.Event()
         self.port = 0
         self._server: grpc.Server | None = None
 
     def start(self, port: int = 0) -> OtlpReceiver:
+        self._stopping.clear()
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), server)
         self.port = server.add_insecure_port(f"127.0.0.1:{port}")
@@ -75,6 +81,8 @@ class OtlpReceiver:
         return self
 
     def stop(self) -> None:
+        # Delayed exports end now rather than keep their threads (and the test process) alive.
+        self._stopping.set()
         if self._server is not None:
             self._server.stop(grace=None).wait()
             self._server = None
@@ -89,6 +97,19 @@ class OtlpReceiver:
         if service:
             env["OTEL_SERVICE_NAME"] = service
         return env
+
+    def begin(self, services: list[str]) -> None:
+        with self._lock:
+            self._started.update(set(services))
+
+    def wait_delay(self) -> None:
+        self._stopping.wait(self.delay_s)
+
+    @property
+    def started(self) -> Counter[str]:
+        """Export calls begun, per service name: counted on arrival, whether or not they have finished."""
+        with self._lock:
+            return Counter(self._started)
 
     def add(self, spans: list[ReceivedSpan]) -> None:
         with self._lock:

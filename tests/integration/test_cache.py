@@ -109,12 +109,16 @@ def test_the_cache_survives_a_sidecar_restart(mesh: Mesh) -> None:
 def test_a_restarted_coordinator_makes_sidecars_clear_their_caches(mesh: Mesh) -> None:
     # No journal yet: the new coordinator cannot replay what the old one sent.
     address = mesh.start_coordinator("--shutdown-grace-s", "0.2")
-    start(mesh, "a", "--reconnect-max", "0.5")
-    run(mesh, spec("k", "a"))
+    a = start(mesh, "a", "--reconnect-max", "0.5")
+    first, cached = (run(mesh, spec("k", "a"))[0] for _ in range(2))
+    # Without a hit here, a miss after the restart would prove nothing.
+    assert not first.outcome.cache_hit and cached.outcome.cache_hit
     assert mesh.coordinator is not None
     mesh.coordinator.stop()
     mesh.start_coordinator("--shutdown-grace-s", "0.2", listen=address)
     assert_eventually(lambda: "a" in mesh.ready_agents(), what="a reconnected")
+    assert_eventually(lambda: "cleared (the coordinator asked for it): 1 entries dropped" in a.output(),
+                      what="a cleared its cache")
     [again] = run(mesh, spec("k", "a"))
     assert not again.outcome.cache_hit
 

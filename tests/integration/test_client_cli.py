@@ -6,14 +6,15 @@ import asyncio
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from swarmmesh import AsyncClient, Client, TaskSpec, TaskState
+from swarmmesh import AgentState, AsyncClient, Client, TaskSpec, TaskState
 from swarmmesh.errors import InvalidArgument, NotFound
 from swarmmesh.v1 import types_pb2
 from tests.integration.conftest import Mesh
-from tests.support import REPO, assert_eventually, child_env
+from tests.support import REPO, assert_eventually, child_env, stop_tree
 
 
 def test_sync_client_round_trip(mesh: Mesh) -> None:
@@ -46,10 +47,11 @@ async def test_async_client_cancel_and_drain(mesh: Mesh) -> None:
         cancelled = await c.cancel([running, queued])
         assert {t.state for t in cancelled} == {TaskState.CANCELLED}
         agent = await c.drain_agent("slow")
-        assert agent.agent_id == "slow"
+        assert agent.agent_id == "slow" and agent.state == AgentState.DRAINING
         late = await c.submit("nap", {"ms": 1})
         info = await c.get(late)
-        assert info.state == TaskState.PENDING and info.pending_reason
+        # An ignored drain would leave "slow" ready: the task would run or wait for its slot.
+        assert info.state == TaskState.PENDING and info.pending_reason == "no agent is connected and ready"
 
 
 def test_cli_submit_wait_and_inspect(mesh: Mesh) -> None:
@@ -81,16 +83,22 @@ def test_sidecar_drains_in_flight_work_on_sigterm(mesh: Mesh) -> None:
     assert all(t.state == types_pb2.TASK_STATE_SUCCEEDED and t.attempt == 1 for t in tasks.values())
 
 
-def test_demo_runs_and_prints_its_summary() -> None:
-    done = subprocess.run([sys.executable, "-m", "swarmmesh.cli", "demo", "--tasks", "300"],
-                          capture_output=True, text=True, timeout=240, env=child_env(), cwd=str(REPO))
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+def test_demo_runs_and_prints_its_summary(tmp_path: Path) -> None:
+    # The demo makes its working directory (its mesh's logs) with tempfile: under tmp_path here.
+    with subprocess.Popen([sys.executable, "-m", "swarmmesh.cli", "demo", "--tasks", "300"],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=child_env({"TMPDIR": str(tmp_path)}), cwd=str(REPO)) as cli:
+        try:
+            stdout, stderr = cli.communicate(timeout=240)
+        finally:
+            stop_tree(cli)
+    assert cli.returncode == 0, stdout[-3000:] + stderr[-3000:]
     for agent in ("text-agent", "math-agent", "vision-agent"):
-        assert agent in done.stdout
-    assert "exactly once" in done.stdout and "unexpected       0 failures" in done.stdout
+        assert agent in stdout
+    assert "exactly once" in stdout and "unexpected       0 failures" in stdout
 
 
-async def test_concurrent_submits_coalesce_and_a_bad_one_harms_no_other(mesh: Mesh) -> None:
+async def test_concurrent_submits_all_succeed_and_a_bad_one_harms_no_other(mesh: Mesh) -> None:
     mesh.start_coordinator()
     mesh.start_sidecar("a")
     async with AsyncClient(mesh.address) as c:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import time
 from collections import Counter
+from pathlib import Path
 
 import grpc
 
@@ -17,6 +19,17 @@ from tests.integration.raw_sidecar import RawSidecar
 from tests.support import assert_eventually, free_port
 
 SUCCEEDED = types_pb2.TASK_STATE_SUCCEEDED
+
+
+def _unread_bytes(port: int) -> int:
+    """Bytes waiting in the receive queues of the established connections to a local port."""
+    total = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for row in Path(table).read_text().splitlines()[1:]:
+            _, local, _, state, queues, *_ = row.split()
+            if int(local.rsplit(":", 1)[1], 16) == port and state == "01":  # 01: ESTABLISHED
+                total += int(queues.split(":")[1], 16)  # tx_queue:rx_queue
+    return total
 
 
 def test_tasks_go_only_to_agents_with_required_labels(mesh: Mesh) -> None:
@@ -131,9 +144,11 @@ def test_sidecar_survives_a_coordinator_restart(mesh: Mesh) -> None:
 def test_failures_and_cancel(mesh: Mesh) -> None:
     mesh.start_coordinator()
     mesh.start_sidecar("broken", "--kinds", "bad", handler="boom")
-    mesh.start_sidecar("slow", "--kinds", "nap", "--capacity", "1", handler="sleepy")
+    # A short drain: if the cancel left a nap running, the sidecar still stops soon.
+    mesh.start_sidecar("slow", "--kinds", "nap", "--capacity", "1", "--drain-timeout", "1", handler="sleepy")
     [bad] = mesh.submit([types_pb2.TaskSpec(kind="bad", payload=b"xyz")])
-    naps = mesh.submit([types_pb2.TaskSpec(kind="nap", payload=b'{"ms": 5000}') for _ in range(2)])
+    # Far longer than the quick task below may wait: only the cancel can free the slot in time.
+    naps = mesh.submit([types_pb2.TaskSpec(kind="nap", payload=b'{"ms": 600000}') for _ in range(2)])
     [late] = mesh.submit([types_pb2.TaskSpec(kind="nap", payload=b'{"ms": 5000}', timeout_ms=300)])
     tasks, _ = mesh.wait_all([bad, late])
     assert tasks[bad].state == types_pb2.TASK_STATE_FAILED
@@ -150,12 +165,16 @@ def test_failures_and_cancel(mesh: Mesh) -> None:
 
 def test_a_frozen_sidecar_loses_its_lease_and_its_late_results_are_rejected(mesh: Mesh) -> None:
     mesh.start_coordinator("--lease-timeout-s", "2", "--heartbeat-interval-s", "0.5")
-    frozen = mesh.start_sidecar("frozen", "--capacity", "4", handler="sleepy")
-    ids = mesh.submit_json("nap", [{"ms": 1000}] * 4)
+    # DEBUG: the sidecar names each result it drops as belonging to an ended stream.
+    frozen = mesh.start_sidecar("frozen", "--capacity", "4", "--log-level", "DEBUG", handler="paced")
+    # Attempt 1 outlasts the freeze and the lease, so it finishes after the thaw,
+    # when the sidecar already knows its stream was fenced.
+    ids = mesh.submit_json("nap", [{"ms": {"frozen": 5000, "healthy": 10}}] * 4)
     assert_eventually(lambda: mesh.ready_agents()["frozen"].in_flight == 4, what="frozen holds 4 tasks")
+    # Started before the freeze, so its start-up time does not eat into attempt 1's.
+    mesh.start_sidecar("healthy", "--capacity", "4", handler="paced")
     frozen.popen.send_signal(signal.SIGSTOP)  # alive, socket open, but silent
     try:
-        mesh.start_sidecar("healthy", "--capacity", "4", handler="sleepy")
         tasks, _ = mesh.wait_all(ids, timeout=60)
     finally:
         frozen.popen.send_signal(signal.SIGCONT)
@@ -163,9 +182,17 @@ def test_a_frozen_sidecar_loses_its_lease_and_its_late_results_are_rejected(mesh
     # Thawed, it finishes attempt 1 of each task; those results belong to a fenced
     # session and are never recorded. The sidecar then registers afresh.
     assert_eventually(lambda: "frozen" in mesh.ready_agents(), timeout=30, what="frozen re-registered")
-    assert_eventually(lambda: Counter(a for _, a, _ in mesh.executions())[1] == 4, what="old attempts ran")
-    assert mesh.stats().succeeded_total == 4
+
+    def dropped() -> set[str]:
+        found = re.findall(r"dropping result (\S+)#1 from an earlier stream", frozen.log_file.read_text())
+        return set(found)
+
+    assert_eventually(lambda: dropped() == set(ids), timeout=30, what="attempt 1 results finished and dropped")
+    assert Counter(a for _, a, _ in mesh.executions())[1] == 4, "the old attempts ran"
+    stats = mesh.stats()
+    assert stats.succeeded_total == 4 and stats.stale_results_total == 0
     assert all(mesh.stub.GetTask(tasks_pb2.GetTaskRequest(task_id=i)).agent_id == "healthy" for i in ids)
+    assert mesh.ready_agents()["frozen"].completed == 0
 
 
 def test_a_draining_agent_is_answered_after_its_last_assignment(mesh: Mesh) -> None:
@@ -239,6 +266,7 @@ def test_a_reconnect_storm_is_taken_without_refusing_streams(mesh: Mesh) -> None
     # limits (1,000 waiting streams) refused about 200 of them with CANCELLED.
     mesh.start_coordinator()
     assert mesh.coordinator is not None
+    port = int(mesh.address.rsplit(":", 1)[1])
     n = 2000
 
     async def storm() -> Counter[str]:
@@ -250,10 +278,17 @@ def test_a_reconnect_storm_is_taken_without_refusing_streams(mesh: Mesh) -> None
             os.kill(mesh.coordinator.pid, signal.SIGSTOP)  # type: ignore[union-attr]
             try:
                 calls = [mesh_pb2_grpc.MeshServiceStub(channels[i % 8]).Connect() for i in range(n)]
+                sent = 0
                 for i, call in enumerate(calls):
-                    await call.write(mesh_pb2.SidecarFrame(register=mesh_pb2.Register(
-                        agent_id=f"storm-{i}", capacity=1, credits=0)))
-                await asyncio.sleep(0.5)
+                    frame = mesh_pb2.SidecarFrame(register=mesh_pb2.Register(
+                        agent_id=f"storm-{i}", capacity=1, credits=0))
+                    await call.write(frame)
+                    # No stream puts less on the wire: HEADERS and DATA frame headers, gRPC's prefix, the message.
+                    sent += 9 + 9 + 5 + frame.ByteSize()
+                # A finished write may still sit in the client: the storm has happened once
+                # the stopped coordinator's kernel holds (at least) that many bytes unread.
+                await asyncio.to_thread(assert_eventually, lambda: _unread_bytes(port) >= sent, timeout=30,
+                                        interval=0.02, what="the streams are queued at the coordinator")
             finally:
                 os.kill(mesh.coordinator.pid, signal.SIGCONT)  # type: ignore[union-attr]
 

@@ -209,6 +209,9 @@ def test_a_slow_collector_does_not_hold_up_tasks_or_shutdown(mesh: Mesh) -> None
             ids = [t.task_id for t in client.submit_many([_spec(i) for i in range(1000)])]
             done = client.wait_all(ids, timeout=60)
         assert all(t.state is TaskState.SUCCEEDED for t in done.values())
+        # Unless both processes are already waiting on the collector, nothing below tests a slow one.
+        assert_eventually(lambda: {"swarmmesh-coordinator", "swarmmesh-sidecar"} <= set(slow.started),
+                          what="exports from the coordinator and the sidecar reached the collector")
         # Stopping gives spans a bounded flush, not the collector's 30 s timeout.
         assert sidecar.stop(timeout=15) == 0
         assert mesh.coordinator is not None and mesh.coordinator.stop(timeout=15) == 0
