@@ -199,8 +199,9 @@ def test_each_fault_is_named_once_on_its_own_subject(faulty: Mesh) -> None:
     expected = Counter({("saturated_kind", "vision"): 1, ("slow_agent", "ocr-slow"): 1, ("memory_leak", "leaker"): 1,
                         ("cold_cache", "render"): 1})
     # The slow-agent burst below (300 ocr tasks at once on 6 slots) saturates ocr while it lasts: named or
-    # not, depending on how close the slots came to full between results.
-    tolerated = {("queue_growth", ""), ("saturated_kind", "ocr")}
+    # not, depending on how close the slots came to full between results. On a starved machine its tasks
+    # also wait long against a window's average utilization, which reads as a stalled queue.
+    tolerated = {("queue_growth", ""), ("saturated_kind", "ocr"), ("queue_stall", "ocr")}
     # A leak is only seen while memory keeps growing, so the load runs until the profile has been read.
     with steady_load(faulty, json_spec("leak", {"kib": LEAK_KIB, "ms": 50}), per_s=10):
         faulty.submit([json_spec("vision", {"ms": 50}) for _ in range(120)])
