@@ -61,7 +61,7 @@ async def eventually(cond: Callable[[], object], timeout_s: float = 5.0) -> None
 
 def stop_tree(proc: subprocess.Popen[str]) -> None:
     """End a process and everything under it. The CLI's demo and bench start
-    their mesh processes in new sessions, so killing the CLI alone would orphan them."""
+    their mesh processes detached (setsid), so killing the CLI alone would orphan them."""
     try:
         procs = [psutil.Process(proc.pid)]
         procs += procs[0].children(recursive=True)
