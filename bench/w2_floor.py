@@ -28,7 +28,7 @@ from typing import Any
 import grpc
 
 from bench.grpc_floor import start_listener, stop_all
-from bench.pacer import paced
+from bench.pacer import mechanism, paced
 from bench.procstat import CpuMeter, self_pid
 from bench.stats import latency_summary_ms, poisson_offsets
 from swarmmesh import eventloop
@@ -131,6 +131,7 @@ async def _open_loop(call: grpc.aio.StreamStreamCall, rate: float, duration_s: f
         "tasks": len(schedule),
         "latency": latency_summary_ms([f - a for f, a in zip(finished, intended, strict=True)]),
         "send_lateness": latency_summary_ms(sent_late),
+        "pacer": mechanism(),
     }
 
 

@@ -5,7 +5,7 @@ tasks (open loop). Each latency runs from the task's *intended* send time,
 so a client that falls behind is charged for it (no coordinated omission).
 Results arrive on one follow_tenant stream opened before the first submit.
 
-Arrivals are released by a pacing thread (bench.pacer).
+Arrivals are released by bench.pacer (a timerfd watched by the loop on Linux).
 
 Each task's latency is also split at the coordinator's own timestamps
 (accepted, assigned, finished; every process reads this machine's one wall
@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.mesh import bench_mesh, meter_for
-from bench.pacer import paced
+from bench.pacer import mechanism, paced
 from bench.stats import latency_summary_ms, poisson_offsets
 from swarmmesh.client import AsyncClient
 
@@ -72,6 +72,7 @@ async def _open_loop(client: AsyncClient, rate: float, duration_s: float, seed: 
         "tasks": len(schedule),
         "latency": latency_summary_ms(latencies),
         "send_lateness": latency_summary_ms(sent_late),
+        "pacer": mechanism(),
         "legs": _legs(intended, finished, stamps, wall),
     }
 
