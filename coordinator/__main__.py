@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 from coordinator.config import CoordinatorConfig
 from coordinator.server import Coordinator
-from swarmmesh import eventloop
+from swarmmesh import affinity, eventloop
 from swarmmesh.heap import HeapPolicy
 
 
@@ -44,6 +44,8 @@ async def _serve(cfg: CoordinatorConfig) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = CoordinatorConfig.from_args(argv)
     logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if cpus := cfg.pinned_cpus():
+        affinity.pin_process(cpus)  # before the loop and gRPC's threads start: they inherit it
     try:
         eventloop.run(_serve(cfg))
     except OSError as e:

@@ -1,0 +1,74 @@
+"""CPU lists for pinning a process's threads, and the coordinator's `cpus` setting."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from coordinator.config import CoordinatorConfig
+from swarmmesh import affinity
+
+
+@pytest.mark.parametrize(("spec", "cpus"), [
+    ("", set()),
+    ("0", {0}),
+    ("0,2", {0, 2}),
+    (" 1 , 0 ", {0, 1}),
+    ("0-3,8", {0, 1, 2, 3, 8}),
+    ("2-2", {2}),
+])
+def test_cpu_lists_are_read_as_the_kernel_writes_them(spec: str, cpus: set[int]) -> None:
+    assert affinity.parse_cpus(spec) == cpus
+
+
+@pytest.mark.parametrize("spec", ["x", "1-0", "-1", "0-", "1.5", ",", "0-x"])
+def test_a_bad_cpu_list_is_refused_with_what_is_wrong(spec: str) -> None:
+    with pytest.raises(ValueError, match="CPU"):
+        affinity.parse_cpus(spec)
+
+
+def test_cpu_lists_are_written_with_ranges_joined() -> None:
+    assert affinity.format_cpus([5, 0, 1, 2]) == "0-2,5"
+    assert affinity.format_cpus({3}) == "3"
+    assert affinity.format_cpus([0, 2, 4, 5]) == "0,2,4-5"
+    assert affinity.parse_cpus(affinity.format_cpus([0, 2, 4, 5, 6])) == {0, 2, 4, 5, 6}
+
+
+@pytest.mark.skipif(affinity.allowed() is None, reason="this platform cannot pin threads")
+def test_the_coordinator_refuses_cpus_it_may_not_use_and_names_them() -> None:
+    may = affinity.allowed()
+    assert may
+    outside = max(may) + 1000
+    assert CoordinatorConfig(cpus="").problem() == ""
+    assert CoordinatorConfig(cpus=str(min(may))).problem() == ""
+    assert CoordinatorConfig(cpus="x").problem() == "cpus: 'x' is not a CPU number or range (a CPU list such as 0, 0,2 or 0-3)"
+    why = CoordinatorConfig(cpus=f"{min(may)},{outside}").problem()
+    assert why.startswith(f"cpus: CPU {outside} is not one this process may use (it may use ")
+    with pytest.raises(OSError, match=f"CPU {outside} is not one"):
+        affinity.pin_process(frozenset({outside}))
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
+def test_pinning_covers_threads_already_running_and_those_started_after() -> None:
+    # In a child process: pinning this one would pin the rest of the test run.
+    may = affinity.allowed()
+    assert may
+    cpu = max(may)
+    script = f"""
+import os, threading
+from swarmmesh import affinity
+stop = threading.Event()
+before = threading.Thread(target=stop.wait); before.start()
+affinity.pin_process(frozenset({{{cpu}}}))
+after = threading.Thread(target=stop.wait); after.start()
+for tid in sorted(os.listdir("/proc/self/task")):
+    print(tid, sorted(os.sched_getaffinity(int(tid))))
+stop.set()
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3  # the main thread and both others
+    assert all(line.split(" ", 1)[1] == str([cpu]) for line in lines), out.stdout
