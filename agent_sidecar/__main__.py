@@ -20,7 +20,7 @@ from agent_sidecar.config import SidecarConfig, build_parser, from_namespace
 from agent_sidecar.connection import SessionInfo
 from agent_sidecar.handlers import HandlerLoadError
 from agent_sidecar.sidecar import Sidecar
-from swarmmesh import eventloop
+from swarmmesh import affinity, eventloop
 from swarmmesh.heap import HeapPolicy
 
 log = logging.getLogger("agent_sidecar")
@@ -51,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
         level=config.log_level_number,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if config.cpus:
+        affinity.pin_process(config.cpus)  # before the loop and gRPC's threads start: they inherit it
     code, busy_threads = eventloop.run(_serve(config, ns.ready_file))
     if busy_threads:
         # Handler threads are daemons: the process exits without them.

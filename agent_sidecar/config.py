@@ -41,6 +41,7 @@ from typing import Any
 
 from agent_sidecar import cache_config
 from agent_sidecar.cache_config import CacheConfig, arg_type, split_list
+from swarmmesh import affinity
 from swarmmesh.telemetry import TracingConfig
 
 DEFAULT_COORDINATOR = "127.0.0.1:7070"
@@ -103,6 +104,9 @@ class SidecarConfig:
     tracing: bool = True
     # Collector endpoint; "" = OTEL_EXPORTER_OTLP_[TRACES_]ENDPOINT or http://localhost:4317.
     otlp_endpoint: str = ""
+    # CPUs to keep every thread of the sidecar on (its handler threads too), e.g. frozenset({1});
+    # empty = wherever the OS puts them (see swarmmesh.affinity).
+    cpus: frozenset[int] = frozenset()
     # The result cache (agent_sidecar/cache_config.py).
     cache: CacheConfig = field(default_factory=CacheConfig)
 
@@ -111,6 +115,7 @@ class SidecarConfig:
         object.__setattr__(self, "labels", MappingProxyType(dict(self.labels)))
         object.__setattr__(self, "handlers", MappingProxyType(dict(self.handlers)))
         object.__setattr__(self, "kinds", tuple(self.kinds))
+        object.__setattr__(self, "cpus", frozenset(self.cpus))
         object.__setattr__(self, "log_level", str(self.log_level).upper())
         self._validate()
 
@@ -138,6 +143,8 @@ class SidecarConfig:
         if self.default_handler is not None:
             _check_spec("default_handler", self.default_handler)
         _check_positive("heartbeat_interval_s", self.heartbeat_interval_s)
+        if self.cpus and (why := affinity.problem(self.cpus)):
+            raise ValueError(f"cpus: {why}")
         _check_positive("reconnect_initial_s", self.reconnect_initial_s)
         _check_positive("reconnect_max_s", self.reconnect_max_s)
         if self.reconnect_max_s < self.reconnect_initial_s:
@@ -249,6 +256,7 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
             "SWARMMESH_HANDLERS (kind=module:function,...), SWARMMESH_VERSION_TAG, "
             "SWARMMESH_HEARTBEAT_INTERVAL, SWARMMESH_RECONNECT_INITIAL, SWARMMESH_RECONNECT_MAX, "
             "SWARMMESH_REGISTER_TIMEOUT, SWARMMESH_DRAIN_TIMEOUT, SWARMMESH_LOG_LEVEL, SWARMMESH_TRACEMALLOC_TOP, "
+            "SWARMMESH_CPUS (0-3), "
             f"{cache_config.ENV_HELP}. A flag replaces its environment variable."
         ),
     )
@@ -287,6 +295,8 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
     p.add_argument("--log-level", type=str.upper, choices=_LOG_LEVELS, help="logging level (default INFO)")
     p.add_argument("--tracemalloc-top", type=int, metavar="N",
                    help="send the N largest allocation sites in heartbeats (tracemalloc; default 0 = off)")
+    p.add_argument("--cpus", type=arg_type(affinity.parse_cpus), metavar="LIST",
+                   help="CPUs to keep all the sidecar's threads on, e.g. 1 or 0-3 (default: the OS decides)")
     p.add_argument("--tracing", type=str.lower, choices=("on", "off"), help="export spans over OTLP (default on)")
     p.add_argument("--otlp-endpoint", metavar="URL",
                    help="OTLP/gRPC collector (default OTEL_EXPORTER_OTLP_ENDPOINT or http://localhost:4317)")
@@ -334,6 +344,7 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str] | None = None)
     pick("tracemalloc_top", ns.tracemalloc_top, "SWARMMESH_TRACEMALLOC_TOP", int)
     pick("tracing", None if ns.tracing is None else ns.tracing == "on", "SWARMMESH_TRACING", _on_off)
     pick("otlp_endpoint", ns.otlp_endpoint, "SWARMMESH_OTLP_ENDPOINT")
+    pick("cpus", ns.cpus, "SWARMMESH_CPUS", affinity.parse_cpus)
     kw["cache"] = cache_config.from_namespace(ns, env)
 
     # SWARMMESH_HANDLERS may name "*" too; the explicit default wins over it.

@@ -1,4 +1,4 @@
-"""A coordinator pinned with --cpus: every thread it runs, gRPC's included, stays on those CPUs."""
+"""Processes pinned with --cpus: every thread they run, gRPC's included, stays on those CPUs."""
 
 from __future__ import annotations
 
@@ -28,18 +28,22 @@ def thread_cpus(pid: int) -> dict[int, frozenset[int]]:
     return out
 
 
-def test_a_pinned_coordinator_runs_every_thread_on_its_cpu(mesh: Mesh) -> None:
-    cpu = max(ALLOWED)
+def test_pinned_processes_run_every_thread_on_their_cpus(mesh: Mesh) -> None:
+    cpu, other = max(ALLOWED), min(ALLOWED)
     mesh.start_coordinator("--cpus", str(cpu))
-    sidecar = mesh.start_sidecar("a")
-    with Client(mesh.address) as c:  # traffic, so gRPC's threads are all up
-        ids = [s.task_id for s in c.submit_many(TaskSpec("echo", str(i)) for i in range(20))]
-        assert sorted(t.task_id for t in c.as_completed(ids) if t.ok) == sorted(ids)
+    free = mesh.start_sidecar("free", "--capacity", "2")
+    pinned_sidecar = mesh.start_sidecar("pinned", "--capacity", "2", "--cpus", str(other))
+    with Client(mesh.address) as c:  # traffic on both sidecars, so every thread is up
+        ids = [s.task_id for s in c.submit_many(TaskSpec("echo", str(i)) for i in range(40))]
+        done = list(c.as_completed(ids))
+    assert sorted(t.task_id for t in done if t.ok) == sorted(ids)
+    assert {t.agent_id for t in done} == {"free", "pinned"}
     assert mesh.coordinator is not None
-    pinned = thread_cpus(mesh.coordinator.pid)
-    assert len(pinned) >= 3, pinned  # the loop's thread, gRPC's poller and more
-    assert set(pinned.values()) == {frozenset({cpu})}
-    assert set(thread_cpus(sidecar.pid).values()) == {ALLOWED}  # not pinned: the OS decides
+    for proc, cpus in ((mesh.coordinator, {cpu}), (pinned_sidecar, {other})):
+        threads = thread_cpus(proc.pid)
+        assert len(threads) >= 3, threads  # the loop's thread, gRPC's poller and more
+        assert set(threads.values()) == {frozenset(cpus)}
+    assert set(thread_cpus(free.pid).values()) == {ALLOWED}  # not pinned: the OS decides
 
 
 def test_a_cpu_the_coordinator_may_not_use_stops_it_at_start(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from agent_sidecar.config import SidecarConfig, from_env_and_args
 from coordinator.config import CoordinatorConfig
 from swarmmesh import affinity
 
@@ -49,6 +50,21 @@ def test_the_coordinator_refuses_cpus_it_may_not_use_and_names_them() -> None:
     assert why.startswith(f"cpus: CPU {outside} is not one this process may use (it may use ")
     with pytest.raises(OSError, match=f"CPU {outside} is not one"):
         affinity.pin_process(frozenset({outside}))
+
+
+@pytest.mark.skipif(affinity.allowed() is None, reason="this platform cannot pin threads")
+def test_the_sidecar_takes_cpus_from_its_flag_or_environment_and_refuses_what_it_may_not_use() -> None:
+    may = affinity.allowed()
+    assert may
+    first = min(may)
+    assert from_env_and_args(["--cpus", str(first)], {}).cpus == {first}
+    assert from_env_and_args([], {"SWARMMESH_CPUS": str(first)}).cpus == {first}
+    assert from_env_and_args([], {}).cpus == frozenset()
+    with pytest.raises(ValueError, match="SWARMMESH_CPUS: 'x' is not a CPU number"):
+        from_env_and_args([], {"SWARMMESH_CPUS": "x"})
+    outside = max(may) + 1000
+    with pytest.raises(ValueError, match=f"cpus: CPU {outside} is not one this process may use"):
+        SidecarConfig(cpus=frozenset({outside}))
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task"), reason="needs Linux's /proc")
