@@ -7,8 +7,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from coordinator.profile.percentiles import Weighted, phase_stats
 from coordinator.profile.report import PhaseStats
-from coordinator.profile.samples import Bucket, Counts, PairKey, Sample, Weighted, phase_stats
+from coordinator.profile.samples import Bucket, Counts, PairKey, Sample
 
 
 @dataclass(slots=True)

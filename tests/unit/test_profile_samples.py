@@ -10,8 +10,9 @@ from coordinator.core.mesh import CoreConfig, MeshCore
 from coordinator.core.model import Outcome, Registration, ResultIn, TaskSpec, TaskState
 from coordinator.profile import profiler
 from coordinator.profile.config import ProfilerConfig
+from coordinator.profile.percentiles import Weighted
 from coordinator.profile.profiler import Profiler
-from coordinator.profile.samples import COARSE_PER_S, Weighted
+from coordinator.profile.samples import COARSE_PER_S
 
 T = 1_700_000_000.0
 
