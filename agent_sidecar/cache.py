@@ -35,7 +35,8 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from agent_sidecar.cache_config import CacheConfig
-from agent_sidecar.cache_store import CacheUnavailable, Entry, PutItem, ResultStore, StoreSnapshot
+from agent_sidecar.cache_entry import Entry
+from agent_sidecar.cache_store import CacheUnavailable, PutItem, ResultStore, StoreSnapshot
 from agent_sidecar.cache_worker import CacheWorker
 
 log = logging.getLogger(__name__)

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent_sidecar import wire
 from agent_sidecar.cache import ResultCache, derive_key
-from agent_sidecar.cache_store import Entry
+from agent_sidecar.cache_entry import Entry
 from agent_sidecar.handlers import HandlerEntry, TaskContext, _CancelFlag, dependencies_of, to_output
 from agent_sidecar.threads import HandlerThreads
 from swarmmesh.v1 import mesh_pb2

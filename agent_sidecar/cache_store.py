@@ -3,9 +3,8 @@
 Synchronous and owned by one thread (cache.py runs every call on its cache
 thread), so that an invalidation and a store never interleave.
 
-Values are stored as bytes with a small header (stored-at, expires-at,
-content type), never pickled: a tampered cache directory can at worst serve
-wrong bytes, not run code.
+Values are written in the frame of cache_entry.py (bytes with a small
+header, never pickled).
 
 Failure policy: a corrupt or deleted cache directory is moved aside and
 rebuilt empty with a warning. If that fails too, the store turns itself off
@@ -22,7 +21,6 @@ import logging
 import os
 import shutil
 import sqlite3
-import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -31,12 +29,11 @@ from typing import Any
 
 import diskcache
 
+from agent_sidecar.cache_entry import Entry, decode, encode
 from agent_sidecar.cache_index import DependencyIndex
 
 log = logging.getLogger(__name__)
 
-# stored_at, expires_at (0 = never), length of the content type.
-_HEADER = struct.Struct("<ddH")
 LOCK_FILE = "lock"
 REOPEN_EVERY_S = 30.0
 # Invalidations remembered to refuse storing results computed before them.
@@ -49,16 +46,6 @@ _BROKEN = ("malformed", "not a database", "unable to open", "disk i/o", "no such
 
 class CacheUnavailable(Exception):
     """The store is off (could not be opened or rebuilt); the caller runs without it."""
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    output: bytes
-    content_type: str
-    # Wall-clock seconds (the store's clock).
-    stored_at: float
-    # 0 = never expires.
-    expires_at: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,26 +78,6 @@ class StoreSnapshot:
     entries: int = 0
     bytes: int = 0
     available: bool = False
-
-
-def encode(output: bytes, content_type: str, stored_at: float, expires_at: float) -> bytes:
-    ct = content_type.encode("utf-8")
-    return _HEADER.pack(stored_at, expires_at, len(ct)) + ct + output
-
-
-def decode(raw: object) -> Entry | None:
-    """The stored frame, or None if it is not one (corrupt or foreign)."""
-    if not isinstance(raw, bytes) or len(raw) < _HEADER.size:
-        return None
-    stored_at, expires_at, ct_len = _HEADER.unpack_from(raw)
-    start = _HEADER.size + ct_len
-    if start > len(raw):
-        return None
-    try:
-        content_type = raw[_HEADER.size : start].decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    return Entry(raw[start:], content_type, stored_at, expires_at)
 
 
 def is_broken(exc: BaseException) -> bool:

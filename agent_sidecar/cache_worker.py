@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_sidecar.cache_store import CacheUnavailable, Entry, PutItem, ResultStore
+from agent_sidecar.cache_entry import Entry
+from agent_sidecar.cache_store import CacheUnavailable, PutItem, ResultStore
 from agent_sidecar.threads import HandlerThreads
 
 log = logging.getLogger(__name__)
