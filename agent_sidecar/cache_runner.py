@@ -25,18 +25,17 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import inspect
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from agent_sidecar import wire
 from agent_sidecar.cache import ResultCache, derive_key
 from agent_sidecar.cache_entry import Entry
 from agent_sidecar.handlers import HandlerEntry, TaskContext, _CancelFlag, dependencies_of, to_output
+from agent_sidecar.runner_outcomes import call_sync, deadline_result
 from agent_sidecar.threads import HandlerThreads
 from swarmmesh.v1 import mesh_pb2
 
@@ -164,7 +163,7 @@ class CachePath:
                 async with asyncio.timeout(max(0.0, remaining)):
                     shared = await asyncio.shield(flight.done)
         except TimeoutError:
-            return runner.deadline_result(slot, start_ns)
+            return deadline_result(slot, start_ns, runner.counters, runner.latency)
         finally:
             slot.waiting = False
         if shared is None:
@@ -215,7 +214,7 @@ class CachePath:
                 async with asyncio.timeout(ttl):
                     output, content_type = to_output(await handler.fn(rctx))
             else:
-                output, content_type = await self._threads.submit(_call_sync, handler.fn, rctx)
+                output, content_type = await self._threads.submit(call_sync, handler.fn, rctx)
             outcome = _Outcome(True, output, content_type)
             self.cache.counters.refreshes += 1
             self.cache.store_result(
@@ -241,12 +240,3 @@ def _outcome_of(result: mesh_pb2.TaskResult | None) -> _Outcome | None:
         return _Outcome(False, error=o.error, error_type=o.error_type)
     return None
 
-
-def _call_sync(fn: Callable[[TaskContext], Any], ctx: TaskContext) -> tuple[bytes, str]:
-    value = fn(ctx)
-    if inspect.isawaitable(value):
-        close = getattr(value, "close", None)
-        if callable(close):
-            close()
-        raise TypeError("handler returned an awaitable from a plain function; declare it with async def")
-    return to_output(value)

@@ -16,7 +16,6 @@ really free again. That is not always the moment the result is known:
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import TYPE_CHECKING
 from agent_sidecar import wire
 from agent_sidecar.handlers import HandlerEntry, HandlerRegistry, TaskContext, request_cancel, to_output
 from agent_sidecar.metrics import LatencyTracker
+from agent_sidecar.runner_outcomes import call_sync, deadline_result, handler_error_result, success_result
 from agent_sidecar.threads import HandlerThreads
 from agent_sidecar.tracing import AttemptTimes, AttemptTrace, AttemptTracer
 from swarmmesh.v1 import mesh_pb2
@@ -298,9 +298,6 @@ class Runner:
             return await self._run_async(slot)
         return await self._run_sync(slot)
 
-    def deadline_result(self, slot: _Slot, start_ns: int) -> mesh_pb2.TaskResult:
-        return self._deadline(slot, start_ns)
-
     async def _run_async(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
         ctx = slot.ctx
         start = slot.handler_ns = time.perf_counter_ns()
@@ -313,20 +310,20 @@ class Runner:
                     value = await slot.entry.fn(ctx)
             # A handler that swallowed the cancellation still missed its deadline.
             if timer is not None and timer.expired():
-                return self._deadline(slot, start)
+                return deadline_result(slot, start, self.counters, self.latency)
             output, content_type = to_output(value)
         except TimeoutError as exc:
             if timer is not None and timer.expired():
-                return self._deadline(slot, start)
-            return self._handler_error(slot, start, exc)
+                return deadline_result(slot, start, self.counters, self.latency)
+            return handler_error_result(slot, start, exc, self.counters, self.latency)
         except Exception as exc:
-            return self._handler_error(slot, start, exc)
-        return self._success(slot, start, output, content_type)
+            return handler_error_result(slot, start, exc, self.counters, self.latency)
+        return success_result(slot, start, output, content_type, self.counters, self.latency)
 
     async def _run_sync(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
         ctx = slot.ctx
         start = slot.handler_ns = time.perf_counter_ns()
-        fut = self._threads.submit(_call_sync, slot.entry.fn, ctx)
+        fut = self._threads.submit(call_sync, slot.entry.fn, ctx)
         # A timer rather than asyncio.wait(timeout=): most tasks carry a
         # deadline, and a timer handle is the cheapest way to watch one.
         timer = (
@@ -339,11 +336,15 @@ class Runner:
         try:
             output, content_type = await fut
         except Exception as exc:
-            return None if slot.reported else self._handler_error(slot, start, exc)
+            if slot.reported:
+                return None
+            return handler_error_result(slot, start, exc, self.counters, self.latency)
         finally:
             if timer is not None:
                 timer.cancel()
-        return None if slot.reported else self._success(slot, start, output, content_type)
+        if slot.reported:
+            return None
+        return success_result(slot, start, output, content_type, self.counters, self.latency)
 
     def _sync_deadline(self, slot: _Slot, start_ns: int) -> None:
         # Report now; the slot (and its credit) stays taken until the thread
@@ -352,39 +353,7 @@ class Runner:
         if slot.cancelled or slot.reported:
             return
         slot.reported = True
-        self._emit(self._deadline(slot, start_ns), 0)
-
-    # --- outcomes -------------------------------------------------------------
-
-    def _success(self, slot: _Slot, start_ns: int, output: bytes, content_type: str) -> mesh_pb2.TaskResult:
-        duration_us = (time.perf_counter_ns() - start_ns) // 1000
-        self.counters.succeeded += 1
-        if not slot.cancelled:
-            self.latency.observe(slot.ctx.kind, duration_us, ok=True)
-        return wire.success_to_proto(slot.key[0], slot.key[1], output, content_type, duration_us)
-
-    def _handler_error(self, slot: _Slot, start_ns: int, exc: BaseException) -> mesh_pb2.TaskResult:
-        duration_us = (time.perf_counter_ns() - start_ns) // 1000
-        self.counters.failed += 1
-        if not slot.cancelled:
-            self.latency.observe(slot.ctx.kind, duration_us, ok=False)
-        log.debug("task %s#%d failed in handler", slot.key[0], slot.key[1], exc_info=exc)
-        return wire.failure_to_proto(
-            slot.key[0], slot.key[1], f"{type(exc).__name__}: {exc}", wire.ERR_HANDLER, duration_us
-        )
-
-    def _deadline(self, slot: _Slot, start_ns: int) -> mesh_pb2.TaskResult:
-        duration_us = (time.perf_counter_ns() - start_ns) // 1000
-        self.counters.deadline_exceeded += 1
-        self.latency.observe(slot.ctx.kind, duration_us, ok=False)
-        log.debug("task %s#%d exceeded its deadline", slot.key[0], slot.key[1])
-        return wire.failure_to_proto(
-            slot.key[0],
-            slot.key[1],
-            f"deadline exceeded after {duration_us / 1000:.0f} ms",
-            wire.ERR_DEADLINE,
-            duration_us,
-        )
+        self._emit(deadline_result(slot, start_ns, self.counters, self.latency), 0)
 
     def _emit(self, result: mesh_pb2.TaskResult | None, credits: int) -> None:
         try:
@@ -393,14 +362,3 @@ class Runner:
             # The callback only queues; if it fails the stream is broken anyway
             # and the next registration recomputes credits from free slots.
             log.exception("result callback failed")
-
-
-def _call_sync(fn: Callable[[TaskContext], object], ctx: TaskContext) -> tuple[bytes, str]:
-    """Runs in a worker thread; converts there too so large JSON never blocks the loop."""
-    value = fn(ctx)
-    if inspect.isawaitable(value):
-        close = getattr(value, "close", None)
-        if callable(close):
-            close()
-        raise TypeError("handler returned an awaitable from a plain function; declare it with async def")
-    return to_output(value)

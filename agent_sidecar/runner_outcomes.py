@@ -1,0 +1,87 @@
+"""What the end of an attempt becomes: the TaskResult the runner sends back.
+
+A handler's outcome is a success, a handler error or a missed deadline. Each
+builder here makes its result message, counts it in the runner's counters and
+records the handler time in the per-kind latency, so the runner and the cache
+path (whose waiters keep their own deadlines) report and count it the same
+way. `call_sync` is the worker-thread side of a sync handler, for the runner's
+slots and the cache's background refreshes alike: the call, and the conversion
+of its return value.
+
+Its own module so the rules for what a result says can be read apart from the
+Runner, which owns the slots, the credits and each attempt's lifecycle.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from agent_sidecar import wire
+from agent_sidecar.handlers import TaskContext, to_output
+from agent_sidecar.metrics import LatencyTracker
+from swarmmesh.v1 import mesh_pb2
+
+if TYPE_CHECKING:
+    from agent_sidecar.runner import RunnerCounters, _Slot
+
+# Logged under the runner's name, where these messages have always been.
+log = logging.getLogger("agent_sidecar.runner")
+
+
+def success_result(
+    slot: _Slot,
+    start_ns: int,
+    output: bytes,
+    content_type: str,
+    counters: RunnerCounters,
+    latency: LatencyTracker,
+) -> mesh_pb2.TaskResult:
+    duration_us = (time.perf_counter_ns() - start_ns) // 1000
+    counters.succeeded += 1
+    if not slot.cancelled:
+        latency.observe(slot.ctx.kind, duration_us, ok=True)
+    return wire.success_to_proto(slot.key[0], slot.key[1], output, content_type, duration_us)
+
+
+def handler_error_result(
+    slot: _Slot, start_ns: int, exc: BaseException, counters: RunnerCounters, latency: LatencyTracker
+) -> mesh_pb2.TaskResult:
+    duration_us = (time.perf_counter_ns() - start_ns) // 1000
+    counters.failed += 1
+    if not slot.cancelled:
+        latency.observe(slot.ctx.kind, duration_us, ok=False)
+    log.debug("task %s#%d failed in handler", slot.key[0], slot.key[1], exc_info=exc)
+    return wire.failure_to_proto(
+        slot.key[0], slot.key[1], f"{type(exc).__name__}: {exc}", wire.ERR_HANDLER, duration_us
+    )
+
+
+def deadline_result(
+    slot: _Slot, start_ns: int, counters: RunnerCounters, latency: LatencyTracker
+) -> mesh_pb2.TaskResult:
+    duration_us = (time.perf_counter_ns() - start_ns) // 1000
+    counters.deadline_exceeded += 1
+    latency.observe(slot.ctx.kind, duration_us, ok=False)
+    log.debug("task %s#%d exceeded its deadline", slot.key[0], slot.key[1])
+    return wire.failure_to_proto(
+        slot.key[0],
+        slot.key[1],
+        f"deadline exceeded after {duration_us / 1000:.0f} ms",
+        wire.ERR_DEADLINE,
+        duration_us,
+    )
+
+
+def call_sync(fn: Callable[[TaskContext], object], ctx: TaskContext) -> tuple[bytes, str]:
+    """Runs in a worker thread; converts there too so large JSON never blocks the loop."""
+    value = fn(ctx)
+    if inspect.isawaitable(value):
+        close = getattr(value, "close", None)
+        if callable(close):
+            close()
+        raise TypeError("handler returned an awaitable from a plain function; declare it with async def")
+    return to_output(value)
