@@ -36,6 +36,7 @@ from coordinator.core.model import (
 )
 from coordinator.core.queue import TaskQueue
 from coordinator.core.registry import Registry, RouteKey
+from coordinator.core.results import Results
 from coordinator.core.routing import Router
 from coordinator.core.validation import Limits, check_batch, check_registration
 
@@ -43,11 +44,6 @@ from coordinator.core.validation import Limits, check_batch, check_registration
 # (None when the task was just accepted). Runs on the hot path: keep it cheap.
 Listener = Callable[[TaskRecord, "TaskState | None"], None]
 TaskRef = tuple[str, int]  # (task_id, attempt)
-
-
-# Raw wire value -> state, for the states a result may report. A dict lookup:
-# comparing an int against IntEnum members costs more, once per result.
-_RESULT_STATES = {s.value: s for s in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +84,8 @@ class MeshCore:
         self._prefix = uuid.uuid4().hex[:10]
         self._seq = 0
         self._dispatcher = Dispatcher(self._queue, self.registry, self.feedback, self.router, self._assign)
+        # Checks an agent's result against its lease and acks it (see results.py).
+        self._complete = Results(self._tasks, self.feedback, self.counters, self._finish).complete
         self._last_tick: float | None = None
         self._dispatch_rate = 0.0  # tasks/s over all tenants, smoothed (for retry hints)
 
@@ -276,44 +274,6 @@ class MeshCore:
         if heartbeat_again:
             agent.heartbeat_at = now
         return agent
-
-    def _complete(self, agent: AgentRecord, r: ResultIn, now: float) -> Ack:
-        state = _RESULT_STATES.get(r.state)
-        if state is None:
-            return Ack(r.task_id, r.attempt, StatusCode.INVALID_ARGUMENT,
-                       f"result for {r.task_id!r}: state {r.state} is not SUCCEEDED, FAILED or CANCELLED")
-        rec = self._tasks.get(r.task_id)
-        if rec is None:
-            return Ack(r.task_id, r.attempt, StatusCode.NOT_FOUND, f"task {r.task_id!r} is unknown")
-        me = agent.agent_id
-        if (rec.state == TaskState.ASSIGNED and rec.attempt == r.attempt and rec.agent_id == me
-                and rec.session == agent.session):
-            agent.in_flight.pop(rec.task_id, None)
-            if state is TaskState.SUCCEEDED:
-                agent.completed += 1
-            else:
-                agent.failed += 1
-            if state is not TaskState.CANCELLED:
-                # Handler time as the sidecar measured it (0 for a sub-microsecond
-                # handler); a cache hit says nothing about how fast the agent runs the kind.
-                o = r.outcome
-                sample = -1.0 if o.cache_hit else o.duration_us / 1e6
-                self.feedback.on_result(agent, rec.spec.kind, state is TaskState.FAILED, sample, now)
-            self._finish(rec, state, r.outcome, now)
-            return Ack(r.task_id, r.attempt, StatusCode.OK)
-        held_once = 1 <= r.attempt <= len(rec.history) and rec.history[r.attempt - 1] == me
-        if not held_once:
-            return Ack(r.task_id, r.attempt, StatusCode.PERMISSION_DENIED,
-                       f"task {r.task_id!r} attempt {r.attempt} is not held by agent {me!r}")
-        self.counters.stale_results += 1
-        if rec.state.terminal:
-            why = f"the task is already {rec.state.name} (attempt {rec.attempt})"
-        elif rec.attempt != r.attempt:
-            why = f"it was superseded by attempt {rec.attempt}"
-        else:
-            why = "its lease was revoked and the task re-queued"
-        return Ack(r.task_id, r.attempt, StatusCode.FAILED_PRECONDITION,
-                   f"result for task {r.task_id!r} attempt {r.attempt} rejected: {why}")
 
     def _revoke(self, agent: AgentRecord, now: float) -> None:
         """Take back every lease the agent's session holds."""
