@@ -1,6 +1,8 @@
 """Python client for the swarmmesh coordinator's ``TaskService``.
 
-:class:`AsyncClient` is the real implementation (grpc.aio);
+:class:`AsyncClient` is the real implementation (grpc.aio): the calls of
+the API, made through its base :class:`swarmmesh._connection.Connection`,
+which keeps the channel and the session stream;
 :class:`swarmmesh.sync_client.Client` runs it on a private event loop in a
 background thread for synchronous code.
 
@@ -17,23 +19,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Self
 
 import grpc
 
 from swarmmesh import _convert
-from swarmmesh._client_args import channel_options, dependency_names, task_ids_of
-from swarmmesh._session import MAX_WATCH_IDS, Session
-from swarmmesh._tracing import SubmitTracing, current_parent
-from swarmmesh._version import __version__
+from swarmmesh._client_args import dependency_names, task_ids_of
+from swarmmesh._connection import DEFAULT_ADDRESS, Connection
+from swarmmesh._session import MAX_WATCH_IDS
+from swarmmesh._tracing import current_parent
 from swarmmesh.errors import (
     Internal,
     SwarmMeshError,
     WaitTimeout,
     from_rpc_error,
 )
-from swarmmesh.telemetry import TraceParent, Tracer, TracingConfig
+from swarmmesh.telemetry import TraceParent
 from swarmmesh.types import (
     AgentInfo,
     ClusterStats,
@@ -46,16 +46,15 @@ from swarmmesh.types import (
     TaskSpec,
     TaskState,
 )
-from swarmmesh.v1 import profile_pb2_grpc, tasks_pb2, tasks_pb2_grpc
+from swarmmesh.v1 import tasks_pb2
 
 __all__ = ["DEFAULT_ADDRESS", "MAX_SUBMIT_BATCH", "MAX_WATCH_IDS", "AsyncClient"]
 
-DEFAULT_ADDRESS = "127.0.0.1:7070"
 #: Protocol limits (tasks.proto): tasks per submission; ids per watch (from _session).
 MAX_SUBMIT_BATCH = 10_000
 
 
-class AsyncClient:
+class AsyncClient(Connection):
     """Async client of one coordinator.
 
     Args:
@@ -75,88 +74,6 @@ class AsyncClient:
     The channel is opened lazily on first use inside the running event loop
     and is bound to that loop; use ``async with`` or call :meth:`close`.
     """
-
-    def __init__(
-        self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0,
-        tracing: bool | Tracer | None = None,
-    ) -> None:
-        self._address = address
-        self._timeout = timeout
-        self._tracing_option = tracing
-        self._tracing: SubmitTracing | None = None
-        self._channel: Any = None
-        self._stub: Any = None
-        self._profile_stub: Any = None
-        self._closed = False
-        # Submits and waits go over one Session stream, opened on first use and
-        # again after it breaks.
-        self._session: Session | None = None
-
-    @property
-    def address(self) -> str:
-        return self._address
-
-    async def __aenter__(self) -> Self:
-        self._ensure_stub()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    async def close(self) -> None:
-        """Close the channel; idempotent. Open watch streams are cancelled."""
-        self._closed = True
-        session, self._session = self._session, None
-        if session is not None:
-            await session.close()
-        channel, self._channel, self._stub, self._profile_stub = self._channel, None, None, None
-        if channel is not None:
-            await channel.close()
-        tracing, self._tracing = self._tracing, None
-        if tracing is not None and not isinstance(self._tracing_option, Tracer):
-            await asyncio.to_thread(tracing.tracer.stop, 2.0)
-
-    def _ensure_stub(self) -> Any:
-        if self._closed:
-            raise RuntimeError("the client is closed")
-        if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self._address, options=channel_options(self._address))
-            self._stub = tasks_pb2_grpc.TaskServiceStub(self._channel)
-            self._profile_stub = profile_pb2_grpc.ProfileServiceStub(self._channel)
-            tracer = self._make_tracer()
-            if tracer is not None and tracer.enabled:
-                tracer.start()
-                self._tracing = SubmitTracing(tracer)
-        return self._stub
-
-    def _open_session(self) -> Session:
-        stub = self._ensure_stub()
-        if self._session is None or self._session.broken:
-            self._session = Session(stub)
-        return self._session
-
-    def _make_tracer(self) -> Tracer | None:
-        option = self._tracing_option
-        if isinstance(option, Tracer):
-            return option
-        if option is False:
-            return None
-        config = TracingConfig.from_env("swarmmesh-client", only_if_configured=not option)
-        return Tracer(config, __version__) if config.enabled else None
-
-    async def _unary(self, method: str, request: Any, *, service: str = "tasks",
-                     metadata: tuple[tuple[str, str], ...] | None = None) -> Any:
-        self._ensure_stub()
-        rpc = getattr(self._profile_stub if service == "profile" else self._stub, method)
-        try:
-            return await rpc(request, timeout=self._timeout, metadata=metadata)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from exc
 
     # -- submitting -----------------------------------------------------------
 
