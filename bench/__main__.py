@@ -29,7 +29,6 @@ from bench import (
     w3_agents,
     w4_cache,
 )
-from bench.mesh import coordinator_cpus
 from bench.report import render, summarize
 from swarmmesh import eventloop, grpc_engine
 
@@ -115,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "runs": runs,
         "versions": _versions(),
         "machine": _machine(),
-        "config": {**{k: v for k, v in vars(ns).items() if k != "json"}, "coordinator_cpus": coordinator_cpus()},
+        "config": {k: v for k, v in vars(ns).items() if k != "json"},
         "workloads": {},
     }
     plan = _plan(ns)

@@ -3,8 +3,7 @@ the floor under the mesh's own figures.
 
 - unary round trip between two processes through grpc.aio (an empty health check);
 - server CPU per inbound stream message, many streams at a steady rate (a
-  servicer that only reads), on the same event loop and gRPC engine as the mesh, pinned to the
-  coordinator's CPU.
+  servicer that only reads), on the same event loop and gRPC engine as the mesh.
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from grpc_health.v1 import _async as health_aio
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from bench.fleet import spawn_fleet
-from bench.mesh import pin_like_coordinator
 from bench.stats import latency_summary_ms
 from swarmmesh import eventloop
 from swarmmesh.v1 import mesh_pb2_grpc
@@ -110,5 +108,4 @@ async def run(workdir: Path, *, rounds: int = 2000, streams: int = 0, window_s: 
 
 
 if __name__ == "__main__":
-    pin_like_coordinator()
     eventloop.run(_serve(Path(sys.argv[1])))  # the mesh's own loop, so the floor is comparable

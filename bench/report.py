@@ -33,8 +33,7 @@ def render(results: dict[str, Any]) -> str:
     m = results["machine"]
     lines = [f"swarmmesh bench: {m['cpus_logical']} logical CPUs, python {results['versions']['python']}, "
              f"grpcio {results['versions'].get('grpcio', '?')}, loop {results['versions']['event_loop']}, "
-             f"gRPC engine {results['versions'].get('grpc_engine', '?')}, "
-             f"coordinator on CPU {results['config'].get('coordinator_cpus') or 'any'}; "
+             f"gRPC engine {results['versions'].get('grpc_engine', '?')}; "
              f"medians of {results['runs']} run(s)", ""]
     rows: list[tuple[str, str, str]] = []
     if "w1" in w:

@@ -2,8 +2,7 @@
 
 The path of a W2 task is client -> coordinator -> agent -> coordinator ->
 client, four stream messages between processes. Here a relay process stands
-for the coordinator (pinned to the coordinator's CPU) and four echo processes
-for the sidecars: the client
+for the coordinator and four echo processes for the sidecars: the client
 writes an 8-byte arrival number on its stream to the relay, the relay writes
 it on the stream of the next echo process (round robin), which writes it
 back, and the relay writes it back to the client. Messages stay bytes (no
@@ -29,7 +28,6 @@ from typing import Any
 import grpc
 
 from bench.grpc_floor import start_listener, stop_all
-from bench.mesh import pin_like_coordinator
 from bench.pacer import mechanism, paced
 from bench.procstat import CpuMeter, self_pid
 from bench.stats import latency_summary_ms, poisson_offsets
@@ -162,6 +160,4 @@ async def run(workdir: Path, *, rate: float = 1000.0, duration_s: float = 10.0, 
 
 
 if __name__ == "__main__":
-    if sys.argv[2] == "relay":
-        pin_like_coordinator()
     eventloop.run(_serve(Path(sys.argv[1]), sys.argv[2], sys.argv[3:]))  # the mesh's loop and engine
