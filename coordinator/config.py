@@ -128,7 +128,7 @@ class CoordinatorConfig:
     metrics_max_agents: int = 1000
     # CPUs to keep every thread of the coordinator on, e.g. "0" or "0-1"; "" = wherever the OS
     # puts them. One CPU makes each hand-off between gRPC's thread and the loop's cheaper
-    # (see swarmmesh.affinity): worth it where the coordinator has that CPU (nearly) to itself.
+    # (see swarmmesh.affinity): worth it only where the coordinator has that CPU to itself.
     cpus: str = ""
     # If set, a JSON file {"address", "pid", "metrics_address"} is written here once serving.
     ready_file: str = ""

@@ -4,14 +4,15 @@ A grpc.aio process hands every message between two threads: gRPC's poller
 thread completes the read and wakes the event loop's thread through a
 socket. When the two run on different CPUs each hand-off is a cross-CPU
 wake-up, which on a virtual machine is an interrupt through the hypervisor.
-On one CPU it is a switch between two threads. Measured on 2 cores with the
-coordinator pinned to one CPU against left to the OS (alternated runs): W3's
-heartbeat CPU was lower in 10 of 11 pairs (median 30.7% against 32.7% of a
-core) and W2's p50 in 3 of 3 (0.96-1.07 ms against 1.11-1.24).
+On one CPU it is a switch between two threads.
+Measured on 2 cores with the coordinator pinned to one CPU against left to
+the OS (alternated runs): W3's heartbeat CPU was lower in 12 of 14 pairs
+(median 30.7% against 32.7% of a core in the first 11). But on a busy
+machine W2's tail was worse in all 3 pairs (p99 5.6-10.2 ms against
+4.0-6.1): pinned threads cannot leave a CPU that other processes also land
+on.
 
-It suits a process that has a CPU to itself or close to it. Pinned threads
-cannot move when their CPU gets busy, so it is a deployment choice, off by
-default.
+So it suits a process that has a CPU to itself, and it is off by default.
 """
 
 from __future__ import annotations
