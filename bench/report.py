@@ -92,7 +92,7 @@ def render(results: dict[str, Any]) -> str:
         labels = {"sampled_100": "every trace sampled", "sampled_1": "1% of traces sampled",
                   "collector_down": "every trace sampled, collector port closed"}
         rows.append(("W1 tracing off", f"{_fmt(r['off']['tasks_per_s'])} tasks/s",
-                     f"{_fmt(r['off']['cpu_us_per_task'])} us CPU per task; baseline of the rows below"))
+                     f"{_fmt(r['off']['cpu_us_per_task'])} us CPU per task; median of runs before and after each row below, its baseline"))
         for mode, label in labels.items():
             rows.append((f"W1 tracing {mode.removeprefix('sampled_')}{'%' if mode.startswith('s') else ''}",
                          f"{_fmt(r[mode]['tasks_per_s'])} tasks/s, {r['slowdown'][mode] * 100:+.1f}% slower",

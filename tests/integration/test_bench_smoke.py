@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from bench.__main__ import WORKLOADS
 from tests.support import REPO, child_env, stop_tree
 
@@ -46,6 +48,13 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert all(tracing[mode]["tasks"] == 2000 for mode in ("off", "sampled_100", "sampled_1", "collector_down"))
     assert tracing["sampled_100"]["sink_exports"] > 0 and tracing["off"]["sink_exports"] == 0
     assert set(tracing["slowdown"]) == {"sampled_100", "sampled_1", "collector_down"}
+    # Each mode against the tracing-off runs just before and after it: four of them around three modes.
+    offs = list(tracing["off_tasks_per_s"].values())
+    assert len(offs) == 4 and all(x > 0 for x in offs)
+    for i, mode in enumerate(("sampled_100", "sampled_1", "collector_down")):
+        assert tracing["baseline_tasks_per_s"][mode] == pytest.approx((offs[i] + offs[i + 1]) / 2)
+        assert tracing["slowdown"][mode] == pytest.approx(
+            1 - tracing[mode]["tasks_per_s"] / tracing["baseline_tasks_per_s"][mode])
     assert w["seq"]["median"]["latency"]["count"] == 30
     assert w["floor"]["median"]["unary_rtt"]["count"] == 200
     assert "W1 throughput" in stdout and "W3 assignment" in stdout and "W2 floor" in stdout
