@@ -114,19 +114,23 @@ class _Sends:
 async def _paced_by_timerfd(timer: TimerFd, times: Sequence[float], sends: _Sends) -> None:
     loop = asyncio.get_running_loop()
     released = asyncio.Event()
+    failed: list[BaseException] = []
     i = 0
 
     def fire() -> None:
         nonlocal i
-        timer.clear()
-        now = time.perf_counter()
-        while i < len(times) and times[i] <= now:
-            sends.release(times[i])
-            i += 1
-        if i < len(times):
-            timer.arm(times[i])
-        else:
-            released.set()
+        try:
+            timer.clear()
+            now = time.perf_counter()
+            while i < len(times) and times[i] <= now:
+                sends.release(times[i])
+                i += 1
+            if i < len(times):
+                timer.arm(times[i])
+                return
+        except Exception as exc:  # raised by the wait below, not lost in the loop's handler
+            failed.append(exc)
+        released.set()
 
     loop.add_reader(timer.fd, fire)
     try:
@@ -134,6 +138,8 @@ async def _paced_by_timerfd(timer: TimerFd, times: Sequence[float], sends: _Send
         await released.wait()
     finally:
         loop.remove_reader(timer.fd)
+    if failed:
+        raise failed[0]
 
 
 def _precise_wakeups() -> None:

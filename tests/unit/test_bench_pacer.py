@@ -74,3 +74,24 @@ def test_the_timerfd_is_readable_only_once_its_time_has_come() -> None:
         timer.clear()  # nothing to consume: no error
     finally:
         timer.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="timerfd is Linux's")
+async def test_a_failing_timer_ends_the_pacing_with_its_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = 0
+    arm = TimerFd.arm
+
+    def arm_then_fail(self: TimerFd, at: float) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            raise OSError("timerfd_settime: broken")
+        arm(self, at)
+
+    monkeypatch.setattr(TimerFd, "arm", arm_then_fail)
+
+    async def send(at: float) -> None:
+        return None
+
+    with pytest.raises(OSError, match="broken"):
+        await asyncio.wait_for(paced([0.0, 0.01, 0.02], send), timeout=30)
