@@ -33,12 +33,10 @@ async def run(workdir: Path, *, tasks: int = 20_000, sidecars: int = 8) -> dict[
     sink = OtlpSink().start()
     out: dict[str, Any] = {}
     offs: list[dict[str, Any]] = []
-    baseline: dict[str, float] = {}
-    # off, a mode, off, the next mode, ..., off
-    order = ["off"]
-    for mode in MODES:
-        if mode != "off":
-            order += [mode, "off"]
+    traced = [mode for mode in MODES if mode != "off"]
+    order = ["off"]  # off, a mode, off, the next mode, ..., off
+    for mode in traced:
+        order += [mode, "off"]
     try:
         for i, mode in enumerate(order):
             ratio = MODES[mode]
@@ -66,9 +64,8 @@ async def run(workdir: Path, *, tasks: int = 20_000, sidecars: int = 8) -> dict[
                 out[mode] = r
     finally:
         sink.stop()
-    for i, mode in enumerate(order):
-        if mode != "off":
-            baseline[mode] = (offs[i // 2]["tasks_per_s"] + offs[i // 2 + 1]["tasks_per_s"]) / 2
+    # The k-th traced mode ran between the k-th and the next tracing-off run.
+    baseline = {mode: (offs[k]["tasks_per_s"] + offs[k + 1]["tasks_per_s"]) / 2 for k, mode in enumerate(traced)}
     out["off"] = summarize(offs)
     out["off_tasks_per_s"] = {f"run_{i + 1}": r["tasks_per_s"] for i, r in enumerate(offs)}
     out["baseline_tasks_per_s"] = baseline
