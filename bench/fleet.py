@@ -192,6 +192,34 @@ async def main_async(ns: argparse.Namespace) -> None:
                                         "stream_failures": sum(a.failures for a in agents)}))
 
 
+def spread(agents: int, processes: int) -> list[int]:
+    """How many of `agents` each of `processes` load tools runs: as even as it goes."""
+    return [agents // processes + (1 if i < agents % processes else 0) for i in range(processes)]
+
+
+def spawn_fleets(address: str, agents: int, processes: int, workdir: Path, prefix: str, *,
+                 heartbeat_s: float = 1.0) -> tuple[list[str], list[subprocess.Popen[bytes]]]:
+    """`agents` simulated agents spread over `processes` load tools named prefix-0, prefix-1, ...;
+    returns their names and processes."""
+    names = [f"{prefix}-{i}" for i in range(processes)]
+    return names, [spawn_fleet(address, n, workdir, name, heartbeat_s=heartbeat_s)
+                   for n, name in zip(spread(agents, processes), names, strict=True)]
+
+
+async def wait_ready(workdir: Path, names: list[str], procs: list[subprocess.Popen[bytes]],
+                     timeout: float) -> None:
+    """Wait until every load tool in `names` (spawned as `procs`) has all its agents registered."""
+    paths = [workdir / f"{name}.ready" for name in names]
+    deadline = time.monotonic() + timeout
+    while not all(p.exists() for p in paths):
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"a fleet process exited with {proc.returncode}")
+        if time.monotonic() > deadline:
+            raise TimeoutError("fleet processes did not connect in time")
+        await asyncio.sleep(0.2)
+
+
 def spawn_fleet(address: str, agents: int, workdir: Path, name: str, *,
                 heartbeat_s: float = 1.0) -> subprocess.Popen[bytes]:
     """Start a load tool process named `name`: its agent ids start with

@@ -67,7 +67,13 @@ def render(results: dict[str, Any]) -> str:
         r = w["w3"]["median"]
         rows.append(("W3 heartbeats", f"{_fmt(r['coordinator_cpu_percent_heartbeats'])} % CPU, "
                      f"{r['coordinator_rss_bytes'] / 2**20:.0f} MiB RSS",
-                     f"coordinator with {r['agents_ready']:.0f} agents at {1 / r['heartbeat_s']:.0f} Hz"))
+                     f"coordinator with {r['agents_ready']:.0f} agents at {1 / r['heartbeat_s']:.0f} Hz, "
+                     f"{_fmt(r['coordinator_cpu_us_per_heartbeat'])} us a heartbeat"))
+        floor = r["floor"]
+        rows.append(("W3 floor", f"{_fmt(floor['server_cpu_percent'])} % CPU, "
+                     f"{_fmt(floor['server_cpu_us_per_message'])} us a heartbeat",
+                     f"the same fleet against a grpc.aio server that only reads, just before each run; "
+                     f"coordinator/floor {r['heartbeat_cpu_over_floor']:.2f}x"))
         rows.append(("W3 connect", f"{_fmt(r['connect_s'])} s, {r['stream_failures']:.0f} streams retried",
                      "every agent's stream open and registered"))
         lat = r["assignment_latency"]
@@ -102,7 +108,8 @@ def render(results: dict[str, Any]) -> str:
         rows.append(("gRPC floor: unary RTT", f"p50 {_fmt(r['unary_rtt']['p50_ms'])} ms",
                      "empty grpc.aio call between two processes"))
         if "server_cpu_us_per_message" in r:
-            rows.append(("gRPC floor: stream msg", f"{_fmt(r['server_cpu_us_per_message'])} us CPU",
+            rows.append(("gRPC floor: stream msg", f"{_fmt(r['server_cpu_us_per_message'])} us CPU, "
+                         f"{_fmt(r['server_cpu_percent'])} % of a core",
                          f"read-only server, {r['stream_messages_per_s']:.0f} streams at 1 Hz"))
     d = w.get("dask")
     if d and "median" in d:

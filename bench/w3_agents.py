@@ -4,35 +4,28 @@ Simulated agents come from `bench.fleet` processes (many streams per
 process). Figures: the coordinator's CPU % and RSS with heartbeats alone,
 then the assignment latency (client submit -> agent receives) at a light
 open-loop task rate.
+
+Each run first measures the same fleet against a server that only reads
+(`bench.grpc_floor.stream_floor`): what gRPC alone costs for these
+heartbeats on this machine at this moment, so the coordinator's figure is
+read against a floor measured within the same minute.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 
-from bench.fleet import SUBMIT_TIME, spawn_fleet
-from bench.grpc_floor import stop_all
+from bench.fleet import SUBMIT_TIME, spawn_fleets, wait_ready
+from bench.grpc_floor import stop_all, stream_floor
 from bench.mesh import bench_mesh
 from bench.stats import latency_summary_ms, poisson_offsets
 from swarmmesh.client import AsyncClient
-
-
-async def _wait_files(paths: list[Path], procs: list[subprocess.Popen[bytes]], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not all(p.exists() for p in paths):
-        for proc in procs:
-            if proc.poll() is not None:
-                raise RuntimeError(f"a fleet process exited with {proc.returncode}")
-        if time.monotonic() > deadline:
-            raise TimeoutError("fleet processes did not connect in time")
-        await asyncio.sleep(0.2)
 
 
 async def _light_load(client: AsyncClient, rate: float, duration_s: float) -> int:
@@ -53,15 +46,15 @@ async def _light_load(client: AsyncClient, rate: float, duration_s: float) -> in
 
 async def run(workdir: Path, *, agents: int = 5000, processes: int = 4, heartbeat_s: float = 1.0,
               window_s: float = 10.0, rate: float = 200.0, load_s: float = 10.0) -> dict[str, Any]:
+    floor = await stream_floor(workdir / "floor", agents, processes=processes, heartbeat_s=heartbeat_s,
+                               window_s=window_s)
     async with bench_mesh(workdir, 0, 1) as mesh:
         coord = psutil.Process(mesh.pids()["coordinator"])
         rss_before = coord.memory_info().rss
-        per = [agents // processes + (1 if i < agents % processes else 0) for i in range(processes)]
-        fleets = [spawn_fleet(mesh.address, n, workdir, f"fleet-{i}", heartbeat_s=heartbeat_s)
-                  for i, n in enumerate(per)]
+        names, fleets = spawn_fleets(mesh.address, agents, processes, workdir, "fleet", heartbeat_s=heartbeat_s)
         try:
             t0 = time.monotonic()
-            await _wait_files([workdir / f"fleet-{i}.ready" for i in range(processes)], fleets, 180)
+            await wait_ready(workdir, names, fleets, 180)
             connect_s = time.monotonic() - t0
             async with AsyncClient(mesh.address, timeout=60) as client:
                 ready = sum(1 for a in await client.agents())
@@ -78,8 +71,8 @@ async def run(workdir: Path, *, agents: int = 5000, processes: int = 4, heartbea
             stop_all(fleets, 60)  # on SIGTERM each load tool writes its report
     latencies: list[float] = []
     heartbeats = failures = 0
-    for i in range(processes):
-        report = json.loads((workdir / f"fleet-{i}.json").read_text())
+    for name in names:
+        report = json.loads((workdir / f"{name}.json").read_text())
         latencies += report["latencies_s"]
         heartbeats += report["heartbeats"]
         failures += report["stream_failures"]
@@ -92,6 +85,11 @@ async def run(workdir: Path, *, agents: int = 5000, processes: int = 4, heartbea
         "stream_failures": failures,
         "heartbeat_s": heartbeat_s,
         "coordinator_cpu_percent_heartbeats": hb_cpu,
+        "coordinator_cpu_us_per_heartbeat": hb_cpu / 100 / (agents / heartbeat_s) * 1e6,
+        "heartbeats_sent": heartbeats,
+        # The same fleet against a server that only reads, just before: gRPC's share.
+        "floor": floor,
+        "heartbeat_cpu_over_floor": hb_cpu / floor["server_cpu_percent"],
         "coordinator_rss_bytes": rss,
         "coordinator_rss_bytes_before_agents": rss_before,
         "task_rate_per_s": rate,

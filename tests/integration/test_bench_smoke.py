@@ -40,6 +40,11 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
         "client", "relay", "echo-0", "echo-1", "echo-2", "echo-3"}
     assert w["w3"]["median"]["agents_ready"] == 40
     assert w["w3"]["median"]["tasks_assigned"] == w["w3"]["median"]["tasks_sent"]
+    # Before each W3 run, the same fleet against a server that only reads: every agent registered there too.
+    w3_floor = w["w3"]["runs"][0]["floor"]
+    assert w3_floor["stream_messages_per_s"] == 40 and w3_floor["server_cpu_percent"] > 0
+    assert w["w3"]["runs"][0]["heartbeat_cpu_over_floor"] == pytest.approx(
+        w["w3"]["runs"][0]["coordinator_cpu_percent_heartbeats"] / w3_floor["server_cpu_percent"])
     w4 = w["w4"]["median"]
     assert w4["tasks"] == 2000
     for mode in ("cache_aware", "not_cache_aware"):
@@ -58,4 +63,4 @@ def test_bench_smoke_writes_every_figure(tmp_path: Path) -> None:
     assert w["seq"]["median"]["latency"]["count"] == 30
     assert w["floor"]["median"]["unary_rtt"]["count"] == 200
     assert "W1 throughput" in stdout and "W3 assignment" in stdout and "W2 floor" in stdout
-    assert "W2 legs" in stdout
+    assert "W2 legs" in stdout and "W3 floor" in stdout

@@ -8,7 +8,7 @@ import collections
 import time
 from typing import Any
 
-from bench.fleet import Heartbeats
+from bench.fleet import Heartbeats, spread
 
 
 class Agent:
@@ -96,3 +96,9 @@ def test_a_backlog_goes_out_a_few_per_pass_and_skips_missed_periods() -> None:
     after = [len(a.beats) - stall.before[id(a)] for a in agents]  # type: ignore[attr-defined]
     assert min(after) >= 1
     assert max(after) <= 2 and sum(after) <= 75
+
+
+def test_spread_gives_every_agent_one_process_as_evenly_as_it_goes() -> None:
+    assert spread(5000, 4) == [1250] * 4
+    assert spread(10, 4) == [3, 3, 2, 2]
+    assert spread(40, 1) == [40]
