@@ -50,12 +50,12 @@ def assert_eventually(cond: Callable[[], T], timeout: float = 30.0, interval: fl
     raise AssertionError(f"condition not met within {timeout} s: {what or cond}; last error: {last_exc!r}")
 
 
-async def eventually(cond: Callable[[], object], timeout_s: float = 5.0) -> None:
+async def eventually(cond: Callable[[], object], timeout_s: float = 10.0, what: str = "") -> None:
     """assert_eventually for code on the running event loop: it yields to the loop between polls."""
     deadline = time.monotonic() + timeout_s
     while not cond():
         if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
+            raise AssertionError(f"condition not met within {timeout_s} s: {what}")
         await asyncio.sleep(0.002)
 
 

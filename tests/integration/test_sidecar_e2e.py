@@ -24,16 +24,9 @@ import pytest
 
 from agent_sidecar import HandlerRegistry, Sidecar, SidecarConfig, SidecarState, TaskContext
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc, types_pb2
+from tests.support import REPO, eventually
 
-REPO = Path(__file__).resolve().parents[2]
-
-
-async def eventually(cond: Callable[[], object], timeout_s: float = 10.0, what: str = "") -> None:
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s: {what}")
-        await asyncio.sleep(0.005)
+pytestmark = pytest.mark.integration
 
 
 class FakeStream:
