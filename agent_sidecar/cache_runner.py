@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from agent_sidecar import wire
-from agent_sidecar.cache import ResultCache, derive_key
-from agent_sidecar.cache_entry import Entry
+from agent_sidecar.cache.entry import Entry
+from agent_sidecar.cache.result_cache import ResultCache, derive_key
 from agent_sidecar.handlers import HandlerEntry, TaskContext, _CancelFlag, dependencies_of, to_output
 from agent_sidecar.runner_outcomes import call_sync, deadline_result
 from agent_sidecar.threads import HandlerThreads

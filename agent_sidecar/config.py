@@ -24,7 +24,7 @@ exactly what the sidecar uses.
 | tracemalloc_top       | --tracemalloc-top N       | SWARMMESH_TRACEMALLOC_TOP       |
 | tracing               | --tracing on|off          | SWARMMESH_TRACING               |
 | otlp_endpoint         | --otlp-endpoint URL       | SWARMMESH_OTLP_ENDPOINT         |
-| cache                 | --cache-*, --no-cache     | SWARMMESH_CACHE_* (cache_config)|
+| cache                 | --cache-*, --no-cache     | SWARMMESH_CACHE_* (cache/config)|
 """
 
 from __future__ import annotations
@@ -33,14 +33,13 @@ import argparse
 import logging
 import os
 import re
-import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
-from agent_sidecar import cache_config
-from agent_sidecar.cache_config import CacheConfig, arg_type, split_list
+from agent_sidecar.cache import config as cache_config
+from agent_sidecar.cache.config import CacheConfig
+from agent_sidecar.options import FieldPicker, arg_type, default_agent_id, split_list
 from swarmmesh import affinity
 from swarmmesh.telemetry import TracingConfig
 
@@ -56,11 +55,6 @@ MAX_TRACEMALLOC_TOP = 100
 
 _HANDLER_SPEC_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
-
-
-def default_agent_id() -> str:
-    """hostname-pid: unique per process on a host and readable in listings."""
-    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(frozen=True)
@@ -107,7 +101,7 @@ class SidecarConfig:
     # CPUs to keep every thread of the sidecar on (its handler threads too), e.g. frozenset({1});
     # empty = wherever the OS puts them (see swarmmesh.affinity).
     cpus: frozenset[int] = frozenset()
-    # The result cache (agent_sidecar/cache_config.py).
+    # The result cache (agent_sidecar/cache/config.py).
     cache: CacheConfig = field(default_factory=CacheConfig)
 
     def __post_init__(self) -> None:
@@ -310,22 +304,7 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str] | None = None)
     Raises ValueError naming the field or the environment variable at fault.
     """
     env = os.environ if env is None else env
-    kw: dict[str, Any] = {}
-
-    def pick(
-        field_name: str, flag_value: object, env_name: str, parse: Callable[[str], object] = str
-    ) -> None:
-        if flag_value is not None:
-            kw[field_name] = flag_value
-            return
-        raw = env.get(env_name)
-        if raw is None or raw.strip() == "":
-            return
-        try:
-            kw[field_name] = parse(raw.strip())
-        except ValueError as exc:
-            raise ValueError(f"{env_name}: {exc}") from None
-
+    pick = FieldPicker(env)
     pick("coordinator", ns.coordinator, "SWARMMESH_COORDINATOR")
     pick("agent_id", ns.agent_id, "SWARMMESH_AGENT_ID")
     pick("labels", None if ns.label is None else dict(ns.label), "SWARMMESH_LABELS", parse_labels)
@@ -345,6 +324,7 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str] | None = None)
     pick("tracing", None if ns.tracing is None else ns.tracing == "on", "SWARMMESH_TRACING", _on_off)
     pick("otlp_endpoint", ns.otlp_endpoint, "SWARMMESH_OTLP_ENDPOINT")
     pick("cpus", ns.cpus, "SWARMMESH_CPUS", affinity.parse_cpus)
+    kw = pick.values
     kw["cache"] = cache_config.from_namespace(ns, env)
 
     # SWARMMESH_HANDLERS may name "*" too; the explicit default wins over it.

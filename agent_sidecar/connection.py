@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import grpc
 
 from agent_sidecar import wire
-from agent_sidecar.cache import ResultCache
+from agent_sidecar.cache.result_cache import ResultCache
 from agent_sidecar.config import SidecarConfig
 from agent_sidecar.connection_channel import backoff_delay, channel_options
 from agent_sidecar.connection_counters import ConnectionCounters, RateLimitedWarning

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 
 from agent_sidecar import wire
-from agent_sidecar.cache import ResultCache
+from agent_sidecar.cache.result_cache import ResultCache
 from agent_sidecar.connection_counters import ConnectionCounters, RateLimitedWarning
 from agent_sidecar.connection_outbox import Outbox
 from agent_sidecar.runner import Runner

@@ -23,7 +23,7 @@ from dataclasses import asdict
 from types import TracebackType
 from typing import Any
 
-from agent_sidecar.cache import ResultCache
+from agent_sidecar.cache.result_cache import ResultCache
 from agent_sidecar.cache_runner import CachePath
 from agent_sidecar.config import SidecarConfig
 from agent_sidecar.connection import ConnectionManager, SessionInfo

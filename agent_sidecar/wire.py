@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from agent_sidecar.cache import CacheStatsSnapshot
+from agent_sidecar.cache.result_cache import CacheStatsSnapshot
 from agent_sidecar.handlers import TaskContext
 from agent_sidecar.metrics import KindStats
 from swarmmesh.v1 import mesh_pb2, types_pb2

@@ -30,7 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from agent_sidecar.cache_store import ResultStore
+from agent_sidecar.cache.store import ResultStore
 from bench.mesh import bench_mesh
 from bench.stats import percentile
 from coordinator.config import CoordinatorConfig

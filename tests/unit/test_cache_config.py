@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from agent_sidecar.cache_config import CacheConfig, parse_ttl, parse_ttls
-from agent_sidecar.config import build_parser, default_agent_id, from_namespace
+from agent_sidecar.cache.config import CacheConfig, parse_ttl, parse_ttls
+from agent_sidecar.config import build_parser, from_namespace
+from agent_sidecar.options import default_agent_id
 
 
 def parse(argv: list[str], env: dict[str, str] | None = None) -> CacheConfig:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agent_sidecar.cache_entry import decode, encode
+from agent_sidecar.cache.entry import decode, encode
 
 
 def test_frame_round_trip_and_garbage() -> None:

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from agent_sidecar.cache import ResultCache, derive_key
-from agent_sidecar.cache_config import CacheConfig
+from agent_sidecar.cache.config import CacheConfig
+from agent_sidecar.cache.result_cache import ResultCache, derive_key
 from agent_sidecar.cache_runner import CachePath
 from agent_sidecar.handlers import HandlerRegistry, TaskContext
 from agent_sidecar.runner import Runner

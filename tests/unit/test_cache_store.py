@@ -11,8 +11,8 @@ from pathlib import Path
 import diskcache
 import pytest
 
-from agent_sidecar.cache_index import FILENAME as INDEX_FILE
-from agent_sidecar.cache_store import CacheUnavailable, ResultStore
+from agent_sidecar.cache.index import FILENAME as INDEX_FILE
+from agent_sidecar.cache.store import CacheUnavailable, ResultStore
 
 
 class Clock:

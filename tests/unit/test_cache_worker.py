@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from agent_sidecar.cache_store import CacheUnavailable, PutItem, ResultStore
-from agent_sidecar.cache_worker import CacheWorker
+from agent_sidecar.cache.store import CacheUnavailable, PutItem, ResultStore
+from agent_sidecar.cache.worker import CacheWorker
 
 
 @pytest.fixture

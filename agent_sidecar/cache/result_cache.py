@@ -1,7 +1,7 @@
 """The sidecar's result cache as seen from the event loop.
 
 Every diskcache and SQLite call is blocking file I/O, so the store lives on
-one dedicated thread (cache_worker.py) and the loop only queues calls to it:
+one dedicated thread (worker.py) and the loop only queues calls to it:
 one thread hop per lookup and one per store, shared by whatever else is queued
 at the time; none for tasks without a cache key. One thread rather than a
 pool: calls are short, and a single owner orders them for free, so an
@@ -15,7 +15,7 @@ lookup, so they take effect in order.
 
 Failures never fail a task: a call that raises counts in `errors` and is
 treated as a miss (lookup) or skipped (store); the store heals itself
-(cache_store.py). An invalidation that cannot be applied clears the whole
+(store.py). An invalidation that cannot be applied clears the whole
 cache instead, so a dropped result is never served again.
 """
 
@@ -34,10 +34,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
-from agent_sidecar.cache_config import CacheConfig
-from agent_sidecar.cache_entry import Entry
-from agent_sidecar.cache_store import CacheUnavailable, PutItem, ResultStore, StoreSnapshot
-from agent_sidecar.cache_worker import CacheWorker
+from agent_sidecar.cache.config import CacheConfig
+from agent_sidecar.cache.entry import Entry
+from agent_sidecar.cache.store import CacheUnavailable, PutItem, ResultStore, StoreSnapshot
+from agent_sidecar.cache.worker import CacheWorker
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ content type), never pickled: a tampered cache directory can at worst serve
 wrong bytes, not run code. `decode` answers None for anything that is not
 such a frame, and the store counts and drops it.
 
-Apart from the store (cache_store.py) because this is the format, not the
+Apart from the store (store.py) because this is the format, not the
 storage: the cache thread, the cache and the runner's cache path pass entries
 around without touching diskcache.
 """

@@ -3,7 +3,7 @@
 One thread owns the store (diskcache and the dependency index do blocking
 file I/O). Calls queue on the loop; at the end of the current loop turn, if
 the thread is free, everything queued goes over as one batch and its results
-come back in one loop wake-up (threads.py). While a batch runs, new calls pile
+come back in one loop wake-up (agent_sidecar/threads.py). While a batch runs, new calls pile
 up and leave together next: no timer, and the lookups of one frame's
 assignments, or a burst, become one batch by themselves.
 
@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from agent_sidecar.cache_entry import Entry
-from agent_sidecar.cache_store import CacheUnavailable, PutItem, ResultStore
+from agent_sidecar.cache.entry import Entry
+from agent_sidecar.cache.store import CacheUnavailable, PutItem, ResultStore
 from agent_sidecar.threads import HandlerThreads
 
 log = logging.getLogger(__name__)

@@ -1,9 +1,9 @@
 """The result store: diskcache for results, a dependency index beside it, self-healing.
 
-Synchronous and owned by one thread (cache.py runs every call on its cache
+Synchronous and owned by one thread (result_cache.py runs every call on its cache
 thread), so that an invalidation and a store never interleave.
 
-Values are written in the frame of cache_entry.py (bytes with a small
+Values are written in the frame of entry.py (bytes with a small
 header, never pickled).
 
 Failure policy: a corrupt or deleted cache directory is moved aside and
@@ -29,8 +29,8 @@ from typing import Any
 
 import diskcache
 
-from agent_sidecar.cache_entry import Entry, decode, encode
-from agent_sidecar.cache_index import DependencyIndex
+from agent_sidecar.cache.entry import Entry, decode, encode
+from agent_sidecar.cache.index import DependencyIndex
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class ResultStore:
             return accepted
         cache, index = self._c(), self._idx()
         now = self._clock()
-        index.add_many((it.key, it.deps) for it in todo)  # rows before the entries: see cache_index
+        index.add_many((it.key, it.deps) for it in todo)  # rows before the entries: see index.py
         with cache.transact():
             for it in todo:
                 expires_at = now + it.ttl_s if it.ttl_s > 0 else 0.0

@@ -16,7 +16,7 @@ leaves rows for a missing entry (harmless: invalidating it drops nothing),
 never an entry that invalidation cannot reach. Rows of entries that diskcache
 evicted on its own are pruned now and then (`keys`/`forget`).
 
-Not thread-safe: one thread owns an index (see cache.py).
+Not thread-safe: one thread owns an index (see result_cache.py).
 """
 
 from __future__ import annotations

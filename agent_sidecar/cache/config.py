@@ -20,11 +20,12 @@ import hashlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+
+from agent_sidecar.options import FieldPicker, arg_type, default_agent_id, split_list
 
 # Short names accepted on the command line -> diskcache's eviction policies.
 EVICTION_POLICIES = {
@@ -95,8 +96,6 @@ class CacheConfig:
     def is_ephemeral(self, agent_id: str) -> bool:
         """True when the agent id is this process's default (hostname-pid): no later
         process can have that id, so its cache is temporary and removed on stop."""
-        from agent_sidecar.config import default_agent_id  # config imports this module
-
         return not self.directory and agent_id == default_agent_id()
 
     def resolve_directory(self, agent_id: str) -> Path:
@@ -155,24 +154,7 @@ def parse_bool(text: str) -> bool:
     raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {text!r}")
 
 
-def split_list(text: str) -> list[str]:
-    """ "a, b,,c" -> ["a", "b", "c"]: the list syntax of flags and env vars."""
-    return [part.strip() for part in text.split(",") if part.strip()]
-
-
 # --- argparse ----------------------------------------------------------------
-
-
-def arg_type(parse: Callable[[str], object]) -> Callable[[str], object]:
-    """Adapt a ValueError-raising parser into an argparse type function."""
-
-    def convert(text: str) -> object:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
 
 
 ENV_HELP = (
@@ -222,20 +204,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> CacheConfig:
     """Merge the cache flags over their environment variables."""
-    kw: dict[str, Any] = {}
-
-    def pick(name: str, flag: object, env_name: str, parse: Callable[[str], object] = str) -> None:
-        if flag is not None:
-            kw[name] = flag
-            return
-        raw = env.get(env_name)
-        if raw is None or raw.strip() == "":
-            return
-        try:
-            kw[name] = parse(raw.strip())
-        except ValueError as exc:
-            raise ValueError(f"{env_name}: {exc}") from None
-
+    pick = FieldPicker(env)
     no_cache = getattr(ns, "no_cache", None)
     pick("enabled", None if no_cache is None else not no_cache, "SWARMMESH_NO_CACHE", lambda s: not parse_bool(s))
     pick("directory", getattr(ns, "cache_dir", None), "SWARMMESH_CACHE_DIR")
@@ -248,4 +217,4 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> CacheConfi
     pick("cacheable_kinds", None if kinds is None else frozenset(kinds), "SWARMMESH_CACHEABLE_KINDS", parse_kinds)
     pick("refresh_fraction", getattr(ns, "cache_refresh_fraction", None), "SWARMMESH_CACHE_REFRESH_FRACTION", float)
     pick("refresh_max", getattr(ns, "cache_refresh_max", None), "SWARMMESH_CACHE_REFRESH_MAX", int)
-    return CacheConfig(**kw)
+    return CacheConfig(**pick.values)
