@@ -1,7 +1,8 @@
 """The client's connection to one coordinator: channel, stubs, session and tracer.
 
 :class:`Connection` is the base of :class:`~swarmmesh.client.AsyncClient`. It
-opens the gRPC channel lazily, on first use inside the running event loop,
+opens the gRPC channel lazily, on first use inside the running event loop (or
+calls through the channel its caller gave it, which it leaves open),
 together with the service stubs and (when tracing is on) the submit tracer;
 keeps the :class:`~swarmmesh._session.Session` stream that submits and waits
 share, opening a new one after it breaks; makes unary calls under the client's
@@ -35,12 +36,14 @@ class Connection:
 
     def __init__(
         self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0,
-        tracing: bool | Tracer | None = None,
+        tracing: bool | Tracer | None = None, channel: grpc.aio.Channel | None = None,
     ) -> None:
         self._address = address
         self._timeout = timeout
         self._tracing_option = tracing
         self._tracing: SubmitTracing | None = None
+        # The caller's channel is theirs to close; only one opened here is closed by close().
+        self._given_channel = channel
         self._channel: Any = None
         self._stub: Any = None
         self._profile_stub: Any = None
@@ -66,7 +69,7 @@ class Connection:
         await self.close()
 
     async def close(self) -> None:
-        """Close the channel; idempotent. Open watch streams are cancelled."""
+        """Close the channel (unless the caller gave it); idempotent. Open watch streams are cancelled."""
         self._closed = True
         session, self._session = self._session, None
         if session is not None:
@@ -82,9 +85,12 @@ class Connection:
         if self._closed:
             raise RuntimeError("the client is closed")
         if self._stub is None:
-            self._channel = grpc.aio.insecure_channel(self._address, options=channel_options(self._address))
-            self._stub = tasks_pb2_grpc.TaskServiceStub(self._channel)
-            self._profile_stub = profile_pb2_grpc.ProfileServiceStub(self._channel)
+            channel = self._given_channel
+            if channel is None:
+                channel = self._channel = grpc.aio.insecure_channel(
+                    self._address, options=channel_options(self._address))
+            self._stub = tasks_pb2_grpc.TaskServiceStub(channel)
+            self._profile_stub = profile_pb2_grpc.ProfileServiceStub(channel)
             tracer = self._make_tracer()
             if tracer is not None and tracer.enabled:
                 tracer.start()

@@ -70,6 +70,11 @@ class AsyncClient(Connection):
             True: on, with the default endpoint if none is set. A
             :class:`Tracer` is used as is (and not stopped by :meth:`close`).
             False: off.
+        channel: a ``grpc.aio.Channel`` to call the coordinator through
+            instead of opening an insecure one to ``address`` (which then only
+            names it): for your own credentials, interceptors or options, or
+            a fake from :mod:`swarmmesh.testing`. It must belong to the event
+            loop the client runs on; the client does not close it.
 
     The channel is opened lazily on first use inside the running event loop
     and is bound to that loop; use ``async with`` or call :meth:`close`.

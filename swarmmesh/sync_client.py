@@ -7,9 +7,11 @@ import asyncio
 import contextvars
 import queue
 import threading
-from collections.abc import Coroutine, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self, TypeVar
+
+import grpc
 
 from swarmmesh._client_args import dependency_names, task_ids_of
 from swarmmesh.client import DEFAULT_ADDRESS, AsyncClient
@@ -37,24 +39,43 @@ async def _in_context(coro: Coroutine[Any, Any, _T], context: contextvars.Contex
     return await asyncio.get_running_loop().create_task(coro, context=context)
 
 
+async def _call(factory: Callable[[], _T]) -> _T:
+    return factory()
+
+
 class Client:
     """Synchronous client: the :class:`AsyncClient` API, blocking.
 
     Runs a private event loop in a daemon thread, so it also works where an
     event loop is already running (notebooks, async frameworks' sync hooks).
     Use it as a context manager or call :meth:`close`.
+
+    ``address``, ``timeout`` and ``tracing`` are :class:`AsyncClient`'s.
+    ``channel_factory`` stands for its ``channel``: a grpc.aio channel belongs
+    to the event loop it is made on, so the client calls the factory once, on
+    its own loop, while it is constructed, and closes that channel in
+    :meth:`close`. For your own credentials or interceptors, or a fake from
+    :mod:`swarmmesh.testing`.
     """
 
     def __init__(
         self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0,
         tracing: bool | Tracer | None = None,
+        channel_factory: Callable[[], grpc.aio.Channel] | None = None,
     ) -> None:
-        self._async = AsyncClient(address, timeout=timeout, tracing=tracing)
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
         self._closed = False
         self._thread = threading.Thread(target=self._loop.run_forever, name="swarmmesh-client", daemon=True)
         self._thread.start()
+        self._channel: grpc.aio.Channel | None = None
+        if channel_factory is not None:
+            try:
+                self._channel = self._run(_call(channel_factory))
+            except BaseException:
+                self._stop_loop()
+                raise
+        self._async = AsyncClient(address, timeout=timeout, tracing=tracing, channel=self._channel)
 
     @property
     def address(self) -> str:
@@ -78,12 +99,22 @@ class Client:
                 return
             self._closed = True
         try:
-            asyncio.run_coroutine_threadsafe(self._async.close(), self._loop).result(timeout=10)
+            asyncio.run_coroutine_threadsafe(self._close_all(), self._loop).result(timeout=10)
         finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-            if not self._thread.is_alive():
-                self._loop.close()
+            self._stop_loop()
+
+    async def _close_all(self) -> None:
+        try:
+            await self._async.close()
+        finally:
+            if self._channel is not None:
+                await self._channel.close()
+
+    def _stop_loop(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def _run(self, coro: Coroutine[Any, Any, _T]) -> _T:
         if self._closed:
