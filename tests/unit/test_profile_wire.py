@@ -20,6 +20,7 @@ from swarmmesh._render import dumps
 from swarmmesh._render_profile import profile_text, sparkline
 from swarmmesh.client import AsyncClient
 from swarmmesh.errors import InvalidArgument
+from swarmmesh.testing import FakeChannel
 from swarmmesh.v1 import profile_pb2
 
 
@@ -113,9 +114,8 @@ class FakeProfileStub:
 
 
 async def test_async_client_profile_calls_the_profile_service() -> None:
-    c = AsyncClient("127.0.0.1:1")
     stub = FakeProfileStub()
-    c._stub, c._profile_stub = object(), stub  # no channel, no socket
+    c = AsyncClient(channel=FakeChannel(stub))  # no socket
     p = await c.profile(window=30, kind="vision", history_points=3)
     assert isinstance(p, Profile) and p.kinds[0].kind == "vision"
     assert stub.requests[0].window_s == 30 and stub.requests[0].history_points == 3
