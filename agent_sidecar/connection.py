@@ -30,7 +30,7 @@ from agent_sidecar.connection_counters import ConnectionCounters, RateLimitedWar
 from agent_sidecar.connection_inbound import FrameHandler
 from agent_sidecar.connection_outbox import Outbox
 from agent_sidecar.metrics import AllocationSites, ProcessMemory
-from agent_sidecar.runner import Runner
+from agent_sidecar.runner.runner import Runner
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,7 @@ from agent_sidecar import wire
 from agent_sidecar.cache.result_cache import ResultCache
 from agent_sidecar.connection_counters import ConnectionCounters, RateLimitedWarning
 from agent_sidecar.connection_outbox import Outbox
-from agent_sidecar.runner import Runner
+from agent_sidecar.runner.runner import Runner
 from swarmmesh.v1 import mesh_pb2
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ import logging
 
 from agent_sidecar import wire
 from agent_sidecar.connection_counters import ConnectionCounters
-from agent_sidecar.runner import TaskKey
+from agent_sidecar.runner.slot import TaskKey
 from swarmmesh.v1 import mesh_pb2
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import inspect
 import json
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agent_sidecar.config import ANY_KIND
@@ -104,6 +104,12 @@ def dependencies_of(ctx: TaskContext) -> tuple[str, ...]:
     """The task's dependencies plus the ones its handler declared."""
     declared = ctx._declared
     return ctx.dependencies + tuple(declared) if declared else ctx.dependencies
+
+
+def context_for_rerun(ctx: TaskContext, *, attempt: int, deadline: float | None) -> TaskContext:
+    """Another run of the same task: a cancel of `ctx` does not reach it, and
+    it declares its dependencies afresh."""
+    return replace(ctx, attempt=attempt, deadline=deadline, _cancel=_CancelFlag(), _declared=None)
 
 
 def request_cancel(ctx: TaskContext) -> None:

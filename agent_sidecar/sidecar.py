@@ -24,11 +24,11 @@ from types import TracebackType
 from typing import Any
 
 from agent_sidecar.cache.result_cache import ResultCache
-from agent_sidecar.cache_runner import CachePath
 from agent_sidecar.config import SidecarConfig
 from agent_sidecar.connection import ConnectionManager, SessionInfo
 from agent_sidecar.handlers import HandlerRegistry
-from agent_sidecar.runner import Runner
+from agent_sidecar.runner.cache_path import CachePath
+from agent_sidecar.runner.runner import Runner
 from agent_sidecar.tracing import AttemptTracer
 from swarmmesh import eventloop, grpc_engine
 from swarmmesh._version import __version__

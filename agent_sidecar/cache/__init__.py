@@ -10,6 +10,6 @@ entry: `Entry` and the byte frame it is stored in, never pickled
 config: `CacheConfig`, its flags and environment variables, default directories
 
 The runner's way through the cache (lookup, single-flight, refresh-ahead) is
-`agent_sidecar.cache_runner`: it runs handlers, which this package never
+`agent_sidecar.runner.cache_path`: it runs handlers, which this package never
 does.
 """

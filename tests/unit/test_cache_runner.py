@@ -12,9 +12,9 @@ import pytest
 
 from agent_sidecar.cache.config import CacheConfig
 from agent_sidecar.cache.result_cache import ResultCache, derive_key
-from agent_sidecar.cache_runner import CachePath
 from agent_sidecar.handlers import HandlerRegistry, TaskContext
-from agent_sidecar.runner import Runner
+from agent_sidecar.runner.cache_path import CachePath
+from agent_sidecar.runner.runner import Runner
 from swarmmesh.v1 import mesh_pb2, types_pb2
 from tests.support import eventually
 

@@ -12,7 +12,7 @@ from agent_sidecar.config import SidecarConfig
 from agent_sidecar.connection import ConnectionManager
 from agent_sidecar.connection_channel import backoff_delay, channel_options
 from agent_sidecar.handlers import HandlerRegistry
-from agent_sidecar.runner import Runner
+from agent_sidecar.runner.runner import Runner
 from agent_sidecar.threads import HandlerThreads
 from agent_sidecar.wire import failure_to_proto, success_to_proto
 from swarmmesh.v1 import mesh_pb2

@@ -11,7 +11,7 @@ import pytest
 
 from agent_sidecar.handlers import HandlerRegistry, TaskContext
 from agent_sidecar.metrics import KindStats, LatencyTracker
-from agent_sidecar.runner import Runner
+from agent_sidecar.runner.runner import Runner
 from swarmmesh.v1 import mesh_pb2, types_pb2
 from tests.support import eventually
 

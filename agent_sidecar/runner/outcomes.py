@@ -1,10 +1,10 @@
 """What the end of an attempt becomes: the TaskResult the runner sends back.
 
 A handler's outcome is a success, a handler error or a missed deadline. Each
-builder here makes its result message, counts it in the runner's counters and
-records the handler time in the per-kind latency, so the runner and the cache
-path (whose waiters keep their own deadlines) report and count it the same
-way. `call_sync` is the worker-thread side of a sync handler, for the runner's
+builder here makes its result message, counts it in the runner's counters
+(`RunnerCounters`, kept beside the builders that count in it) and records the
+handler time in the per-kind latency, so the runner and the cache path (whose
+waiters keep their own deadlines) report and count it the same way. `call_sync` is the worker-thread side of a sync handler, for the runner's
 slots and the cache's background refreshes alike: the call, and the conversion
 of its return value.
 
@@ -18,22 +18,36 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from agent_sidecar import wire
 from agent_sidecar.handlers import TaskContext, to_output
 from agent_sidecar.metrics import LatencyTracker
+from agent_sidecar.runner.slot import Slot
 from swarmmesh.v1 import mesh_pb2
-
-if TYPE_CHECKING:
-    from agent_sidecar.runner import RunnerCounters, _Slot
 
 # Logged under the runner's name, where these messages have always been.
 log = logging.getLogger("agent_sidecar.runner")
 
 
+@dataclass(slots=True)
+class RunnerCounters:
+    """What became of the runner's attempts; every outcome below counts in it."""
+
+    started: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    deadline_exceeded: int = 0
+    cancelled: int = 0
+    no_handler: int = 0
+    over_capacity: int = 0
+    duplicates: int = 0
+    rejected_closed: int = 0
+    abandoned: int = 0
+
+
 def success_result(
-    slot: _Slot,
+    slot: Slot,
     start_ns: int,
     output: bytes,
     content_type: str,
@@ -48,7 +62,7 @@ def success_result(
 
 
 def handler_error_result(
-    slot: _Slot, start_ns: int, exc: BaseException, counters: RunnerCounters, latency: LatencyTracker
+    slot: Slot, start_ns: int, exc: BaseException, counters: RunnerCounters, latency: LatencyTracker
 ) -> mesh_pb2.TaskResult:
     duration_us = (time.perf_counter_ns() - start_ns) // 1000
     counters.failed += 1
@@ -61,7 +75,7 @@ def handler_error_result(
 
 
 def deadline_result(
-    slot: _Slot, start_ns: int, counters: RunnerCounters, latency: LatencyTracker
+    slot: Slot, start_ns: int, counters: RunnerCounters, latency: LatencyTracker
 ) -> mesh_pb2.TaskResult:
     duration_us = (time.perf_counter_ns() - start_ns) // 1000
     counters.deadline_exceeded += 1

@@ -19,63 +19,28 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from agent_sidecar import wire
-from agent_sidecar.handlers import HandlerEntry, HandlerRegistry, TaskContext, request_cancel, to_output
+from agent_sidecar.handlers import HandlerRegistry, request_cancel, to_output
 from agent_sidecar.metrics import LatencyTracker
-from agent_sidecar.runner_outcomes import call_sync, deadline_result, handler_error_result, success_result
+from agent_sidecar.runner.cache_path import CachePath
+from agent_sidecar.runner.outcomes import (
+    RunnerCounters,
+    call_sync,
+    deadline_result,
+    handler_error_result,
+    success_result,
+)
+from agent_sidecar.runner.slot import Slot, TaskKey
 from agent_sidecar.threads import HandlerThreads
-from agent_sidecar.tracing import AttemptTimes, AttemptTrace, AttemptTracer
+from agent_sidecar.tracing import AttemptTimes, AttemptTracer
 from swarmmesh.v1 import mesh_pb2
 
-if TYPE_CHECKING:
-    from agent_sidecar.cache_runner import CachePath
-
-log = logging.getLogger(__name__)
+# The package's name, which these messages have always been logged under.
+log = logging.getLogger("agent_sidecar.runner")
 
 # (result or None, credits freed). Called on the event loop; must not block.
 ResultCallback = Callable[["mesh_pb2.TaskResult | None", int], None]
-TaskKey = tuple[str, int]
-
-
-@dataclass(slots=True, eq=False)
-class _Slot:
-    key: TaskKey
-    ctx: TaskContext
-    entry: HandlerEntry
-    task: asyncio.Task[None] | None = None
-    # A result already went out (deadline passed while a sync thread still runs).
-    reported: bool = False
-    # The coordinator withdrew this attempt; its result must not be sent.
-    cancelled: bool = False
-    # Goes through the result cache (cache_runner.CachePath).
-    cached: bool = False
-    # Only waiting (cache lookup, an identical attempt's result): a cancel may
-    # interrupt it even when the handler is a sync function.
-    waiting: bool = False
-    # time.perf_counter_ns() readings: receipt, handler start, cache lookup
-    # start, and the lookup's duration (0 = did not happen).
-    received_ns: int = 0
-    handler_ns: int = 0
-    cache_start_ns: int = 0
-    cache_ns: int = 0
-    trace: AttemptTrace | None = None
-
-
-@dataclass(slots=True)
-class RunnerCounters:
-    started: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    deadline_exceeded: int = 0
-    cancelled: int = 0
-    no_handler: int = 0
-    over_capacity: int = 0
-    duplicates: int = 0
-    rejected_closed: int = 0
-    abandoned: int = 0
 
 
 class Runner:
@@ -104,7 +69,7 @@ class Runner:
         # One thread per slot, so a sync handler never waits for a thread and
         # the slot count stays the only limit.
         self._threads = HandlerThreads(capacity)
-        self._slots: dict[TaskKey, _Slot] = {}
+        self._slots: dict[TaskKey, Slot] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -183,7 +148,7 @@ class Runner:
             ctx = wire.context_from_assignment(a, self._agent_id, time.monotonic(), handler_context)
         else:
             ctx = wire.context_from_assignment(a, self._agent_id, time.monotonic())
-        slot = _Slot(key=key, ctx=ctx, entry=entry, received_ns=received_ns, trace=trace)
+        slot = Slot(key=key, ctx=ctx, entry=entry, received_ns=received_ns, trace=trace)
         cache = self._cache
         if cache is not None and (a.cache_key or a.kind in cache.cacheable_kinds):
             slot.cached = True
@@ -253,7 +218,7 @@ class Runner:
 
     # --- execution ------------------------------------------------------------
 
-    async def _run(self, slot: _Slot) -> None:
+    async def _run(self, slot: Slot) -> None:
         result: mesh_pb2.TaskResult | None = None
         try:
             if slot.cached:
@@ -285,20 +250,20 @@ class Runner:
                     self._trace(slot, send, done_ns)
             self._emit(send, 1)
 
-    def _trace(self, slot: _Slot, result: mesh_pb2.TaskResult, done_ns: int) -> None:
+    def _trace(self, slot: Slot, result: mesh_pb2.TaskResult, done_ns: int) -> None:
         assert self._tracer is not None and slot.trace is not None
         o = result.outcome
         times = AttemptTimes(done_ns, slot.handler_ns, o.duration_us if slot.handler_ns else 0,
                              slot.cache_start_ns, slot.cache_ns)
         self._tracer.end(slot.trace, slot.key[1], slot.ctx.kind, times, o.cache_hit, o.error)
 
-    async def execute(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
+    async def execute(self, slot: Slot) -> mesh_pb2.TaskResult | None:
         """Run the slot's handler; the cache path calls this on a miss."""
         if slot.entry.is_async:
             return await self._run_async(slot)
         return await self._run_sync(slot)
 
-    async def _run_async(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
+    async def _run_async(self, slot: Slot) -> mesh_pb2.TaskResult | None:
         ctx = slot.ctx
         start = slot.handler_ns = time.perf_counter_ns()
         timer = asyncio.timeout(ctx.deadline - time.monotonic()) if ctx.deadline is not None else None
@@ -320,7 +285,7 @@ class Runner:
             return handler_error_result(slot, start, exc, self.counters, self.latency)
         return success_result(slot, start, output, content_type, self.counters, self.latency)
 
-    async def _run_sync(self, slot: _Slot) -> mesh_pb2.TaskResult | None:
+    async def _run_sync(self, slot: Slot) -> mesh_pb2.TaskResult | None:
         ctx = slot.ctx
         start = slot.handler_ns = time.perf_counter_ns()
         fut = self._threads.submit(call_sync, slot.entry.fn, ctx)
@@ -346,7 +311,7 @@ class Runner:
             return None
         return success_result(slot, start, output, content_type, self.counters, self.latency)
 
-    def _sync_deadline(self, slot: _Slot, start_ns: int) -> None:
+    def _sync_deadline(self, slot: Slot, start_ns: int) -> None:
         # Report now; the slot (and its credit) stays taken until the thread
         # returns, and whatever it returns then is discarded.
         request_cancel(slot.ctx)

@@ -24,23 +24,21 @@ is cacheable); everything else never touches this module.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from agent_sidecar import wire
 from agent_sidecar.cache.entry import Entry
 from agent_sidecar.cache.result_cache import ResultCache, derive_key
-from agent_sidecar.handlers import HandlerEntry, TaskContext, _CancelFlag, dependencies_of, to_output
-from agent_sidecar.runner_outcomes import call_sync, deadline_result
+from agent_sidecar.handlers import HandlerEntry, TaskContext, context_for_rerun, dependencies_of, to_output
+from agent_sidecar.metrics import LatencyTracker
+from agent_sidecar.runner.outcomes import RunnerCounters, call_sync, deadline_result
+from agent_sidecar.runner.slot import Slot
 from agent_sidecar.threads import HandlerThreads
 from swarmmesh.v1 import mesh_pb2
-
-if TYPE_CHECKING:
-    from agent_sidecar.runner import Runner, _Slot
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +65,24 @@ class _Flight:
     )
 
 
+class AttemptRunner(Protocol):
+    """What the cache path needs of the runner it serves (the Runner is one).
+
+    Named here, by the side that uses it, so that this module does not import
+    the runner that holds it.
+    """
+
+    counters: RunnerCounters
+    latency: LatencyTracker
+
+    @property
+    def free_slots(self) -> int: ...
+
+    async def execute(self, slot: Slot) -> mesh_pb2.TaskResult | None:
+        """Run the slot's handler: what a miss comes to."""
+        ...
+
+
 class CachePath:
     """Runs cacheable assignments for a Runner against a ResultCache."""
 
@@ -91,7 +107,7 @@ class CachePath:
 
     # --- one assignment ---------------------------------------------------------------
 
-    async def run(self, slot: _Slot, runner: Runner) -> mesh_pb2.TaskResult | None:
+    async def run(self, slot: Slot, runner: AttemptRunner) -> mesh_pb2.TaskResult | None:
         ctx = slot.ctx
         key = ctx.cache_key or derive_key(ctx.kind, ctx.content_type, ctx.payload)
         start = time.perf_counter_ns()
@@ -123,13 +139,15 @@ class CachePath:
                 return None
 
     def _hit(
-        self, slot: _Slot, runner: Runner, output: bytes, content_type: str, start_ns: int
+        self, slot: Slot, runner: AttemptRunner, output: bytes, content_type: str, start_ns: int
     ) -> mesh_pb2.TaskResult:
         runner.counters.succeeded += 1
         duration_us = (time.perf_counter_ns() - start_ns) // 1000
         return wire.success_to_proto(slot.key[0], slot.key[1], output, content_type, duration_us, cache_hit=True)
 
-    async def _lead(self, slot: _Slot, runner: Runner, key: str, generation: int) -> mesh_pb2.TaskResult | None:
+    async def _lead(
+        self, slot: Slot, runner: AttemptRunner, key: str, generation: int
+    ) -> mesh_pb2.TaskResult | None:
         flight = _Flight()
         self._flights[key] = flight
         result: mesh_pb2.TaskResult | None = None
@@ -150,7 +168,7 @@ class CachePath:
                 )
 
     async def _follow(
-        self, slot: _Slot, runner: Runner, flight: _Flight, start_ns: int
+        self, slot: Slot, runner: AttemptRunner, flight: _Flight, start_ns: int
     ) -> mesh_pb2.TaskResult | None:
         """Wait for the attempt computing the same key; None when it gave no outcome."""
         remaining = slot.ctx.remaining()
@@ -179,7 +197,7 @@ class CachePath:
 
     # --- refresh-ahead ------------------------------------------------------------------
 
-    def _note_hit(self, key: str, entry: Entry, slot: _Slot, runner: Runner, generation: int) -> None:
+    def _note_hit(self, key: str, entry: Entry, slot: Slot, runner: AttemptRunner, generation: int) -> None:
         hot = self._hot
         hits = hot.pop(key, 0) + 1
         hot[key] = hits
@@ -205,9 +223,7 @@ class CachePath:
         self, key: str, flight: _Flight, ctx: TaskContext, handler: HandlerEntry, ttl: float, generation: int
     ) -> None:
         # attempt 0 tells a handler this is a background refresh, not an assignment.
-        rctx = dataclasses.replace(
-            ctx, attempt=0, deadline=time.monotonic() + ttl, _cancel=_CancelFlag(), _declared=None
-        )
+        rctx = context_for_rerun(ctx, attempt=0, deadline=time.monotonic() + ttl)
         outcome: _Outcome | None = None
         try:
             if handler.is_async:
