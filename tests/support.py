@@ -11,9 +11,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, cast
 
 import psutil
 
@@ -35,8 +35,9 @@ def inherited_unwanted(name: str) -> bool:
     return name.lower().endswith("_proxy") or name.upper().startswith("OTEL_")
 
 
-def assert_eventually(cond: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
-    """Poll until cond() is truthy; return its value. Never a fixed sleep."""
+def _polls(cond: Callable[[], T], timeout: float, what: object) -> Generator[None, None, T]:
+    """The polling of both faces below: yields whenever it is time to pause, returns cond()'s
+    first truthy value, raises once `timeout` seconds have passed."""
     deadline = time.monotonic() + timeout
     last_exc: BaseException | None = None
     while time.monotonic() < deadline:
@@ -46,17 +47,31 @@ def assert_eventually(cond: Callable[[], T], timeout: float = 30.0, interval: fl
                 return value
         except Exception as e:  # the condition may race a process coming up
             last_exc = e
-        time.sleep(interval)
+        yield
     raise AssertionError(f"condition not met within {timeout} s: {what or cond}; last error: {last_exc!r}")
 
 
-async def eventually(cond: Callable[[], object], timeout_s: float = 10.0, what: str = "") -> None:
+def assert_eventually(cond: Callable[[], T], timeout: float = 30.0, interval: float = 0.05, what: str = "") -> T:
+    """Poll until cond() is truthy; return its value. Never a fixed sleep."""
+    polls = _polls(cond, timeout, what)
+    try:
+        while True:
+            next(polls)
+            time.sleep(interval)
+    except StopIteration as done:
+        return cast(T, done.value)
+
+
+async def eventually(cond: Callable[[], T], timeout: float = 10.0,  # noqa: ASYNC109 (the assertion's own limit)
+                     what: str = "", interval: float = 0.002) -> T:
     """assert_eventually for code on the running event loop: it yields to the loop between polls."""
-    deadline = time.monotonic() + timeout_s
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout_s} s: {what}")
-        await asyncio.sleep(0.002)
+    polls = _polls(cond, timeout, what)
+    try:
+        while True:
+            next(polls)
+            await asyncio.sleep(interval)
+    except StopIteration as done:
+        return cast(T, done.value)
 
 
 def stop_tree(proc: subprocess.Popen[str]) -> None:

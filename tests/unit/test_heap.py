@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import sys
-import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
 from swarmmesh.heap import HeapPolicy
+from tests.support import eventually
 
 
 class Node:
@@ -30,19 +30,12 @@ def _frozen(obj: object) -> bool:
     return gc.is_tracked(obj) and not any(o is obj for o in gc.get_objects())
 
 
-async def _eventually(cond: Callable[[], bool], within_s: float = 10.0) -> None:
-    deadline = time.monotonic() + within_s
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.02)
-
-
 async def test_objects_made_after_start_are_frozen_soon_and_still_freed_by_reference_count() -> None:
     with HeapPolicy(freeze_every_s=0.02) as policy:
         assert policy.limit > sys.getallocatedblocks() // 2
         node = Node()
         ref = weakref.ref(node)
-        await _eventually(lambda: _frozen(ref()))
+        await eventually(lambda: _frozen(ref()), interval=0.02)
         del node
         assert ref() is None
 
@@ -52,12 +45,12 @@ async def test_a_cycle_left_in_the_frozen_heap_is_collected_once_the_heap_grows(
         a, b = Node(), Node()
         a.other, b.other = b, a
         ref = weakref.ref(a)
-        await _eventually(lambda: _frozen(ref()))
+        await eventually(lambda: _frozen(ref()), interval=0.02)
         del a, b
         await asyncio.sleep(0.1)
         assert ref() is not None  # frozen: no young collection can reach it
         ballast = [[i] for i in range(sys.getallocatedblocks() // 2 + 2_000)]
-        await _eventually(lambda: ref() is None)
+        await eventually(lambda: ref() is None, interval=0.02)
         assert policy.full_collections >= 1
         assert policy.full_collection_s > 0
         assert policy.limit > sys.getallocatedblocks()  # measured again after the collection
