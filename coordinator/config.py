@@ -15,6 +15,7 @@ from coordinator.core.routing import check_strategy, parse_overrides
 from coordinator.core.validation import Limits
 from coordinator.metrics.service import OTLP_MODES, split_listen
 from coordinator.profile.config import ProfilerConfig
+from coordinator.service.cache_sync import CacheSyncConfig
 from swarmmesh import affinity
 from swarmmesh.telemetry import TracingConfig
 
@@ -160,6 +161,13 @@ class CoordinatorConfig:
             agent_memory_limit_bytes=self.agent_memory_limit_bytes, min_samples=self.profile_min_samples,
             saturation_utilization=self.saturation_utilization, slow_agent_factor=self.slow_agent_factor,
             cold_cache_hit_rate=self.cold_cache_hit_rate, warmup_max_tasks=self.warmup_max_tasks,
+            popularity_half_life_s=self.popularity_half_life_s,
+        )
+
+    def cache_sync(self) -> CacheSyncConfig:
+        return CacheSyncConfig(
+            invalidation_log_size=self.invalidation_log_size, invalidate_wait_s=self.invalidate_wait_s,
+            warmup_max_tasks=self.warmup_max_tasks, popularity_keys=self.popularity_keys,
             popularity_half_life_s=self.popularity_half_life_s,
         )
 

@@ -1,6 +1,7 @@
-"""The coordinator process's shell: gRPC server, sessions, dispatch and the ticker.
+"""The coordinator process's shell: its parts put together, and their lifecycle.
 
-Everything with sockets or clocks lives here; every decision is the core's.
+Everything with sockets or clocks lives in coordinator/service/; every
+decision is the core's. Each part is given what it uses, nothing of this.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ from coordinator.core.mesh import MeshCore
 from coordinator.metrics import MetricsService
 from coordinator.profile.profiler import Profiler
 from coordinator.service.cache_sync import CacheSync
-from coordinator.service.mesh_service import AgentSession, MeshService, add_mesh_service
+from coordinator.service.effects import AgentSessions
+from coordinator.service.mesh_service import MeshService, add_mesh_service
 from coordinator.service.profile_service import ProfileService
 from coordinator.service.task_service import TaskService
+from coordinator.service.ticker import Ticker
 from coordinator.service.watch import WatchHub
 from coordinator.tracing import TaskTracer
 from swarmmesh import eventloop, grpc_engine
@@ -62,8 +65,9 @@ class Coordinator:
     def __init__(self, config: CoordinatorConfig | None = None) -> None:
         self.config = config or CoordinatorConfig()
         self.core = MeshCore(self.config.core())
+        self.agents = AgentSessions(self.core)
         self.hub = WatchHub()
-        self.cache_sync = CacheSync(self)
+        self.cache_sync = CacheSync(self.core, self.agents, self.config.cache_sync())
         self.core.add_listener(self.hub.on_change)
         self.profiler = Profiler(self.core, self.config.profiler(), self.cache_sync.totals)
         self.core.add_listener(self.profiler.on_change)
@@ -72,14 +76,12 @@ class Coordinator:
             self.core.add_listener(TaskTracer(self.tracer).on_change)
         self.metrics = MetricsService(self.core, self.config.metrics_listen, self.config.otlp_metrics,
                                       self.config.otlp_endpoint, self.config.metrics_max_agents)
-        self.sessions: dict[str, AgentSession] = {}
+        self.ticker = Ticker(self.core, self.agents, self.profiler, self.config.tick_interval_s)
         self.state = ServiceState.NEW
         self.address = ""
         self.started_at = time.time()
         self._server: grpc.aio.Server | None = None
         self._health = health_aio.HealthServicer()
-        self._ticker: asyncio.Task[None] | None = None
-        self._dispatch_soon: asyncio.Handle | None = None
         self._stopped = asyncio.Event()
 
     # -- lifecycle --------------------------------------------------------------
@@ -89,6 +91,7 @@ class Coordinator:
             raise RuntimeError(f"coordinator is {self.state.value}, cannot start")
         self.state = ServiceState.STARTING
         cfg = self.config
+        self.started_at = time.time()
         server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
             ("grpc.max_send_message_length", cfg.max_message_bytes),
@@ -104,9 +107,10 @@ class Coordinator:
             ("grpc.server.max_pending_requests", 10_000),
             ("grpc.server.max_pending_requests_hard_limit", 20_000),
         ])
-        tasks_pb2_grpc.add_TaskServiceServicer_to_server(TaskService(self), server)
-        add_mesh_service(MeshService(self), server)
-        profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileService(self), server)
+        tasks_pb2_grpc.add_TaskServiceServicer_to_server(
+            TaskService(self.core, self.agents, self.hub, self.cache_sync, self.started_at), server)
+        add_mesh_service(MeshService(self.core, self.agents, self.cache_sync, cfg.heartbeat_interval_s), server)
+        profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileService(self.profiler), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
             (*SERVICE_NAMES, reflection.SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name),
@@ -121,10 +125,9 @@ class Coordinator:
         self._server = server
         for name in ("", *SERVICE_NAMES):
             await self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self.started_at = time.time()
         self.tracer.start()
         await self.metrics.start()
-        self._ticker = asyncio.create_task(self._tick_loop(), name="coordinator-ticker")
+        self.ticker.start()
         self.state = ServiceState.RUNNING
         if cfg.ready_file:
             _write_ready_file(cfg.ready_file, self.address, self.metrics.address)
@@ -142,12 +145,7 @@ class Coordinator:
         self.state = ServiceState.STOPPING
         grace = self.config.shutdown_grace_s if grace is None else grace
         await self._health.enter_graceful_shutdown()
-        if self._ticker is not None:
-            self._ticker.cancel()
-            try:
-                await self._ticker
-            except asyncio.CancelledError:
-                pass
+        await self.ticker.stop()
         if self._server is not None:
             await self._server.stop(grace)
         self.profiler.close()  # writes the history row in progress
@@ -168,78 +166,3 @@ class Coordinator:
     async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
                         ) -> None:
         await self.stop()
-
-    # -- effects of core decisions ---------------------------------------------------
-
-    def schedule_dispatch(self) -> None:
-        """Run one dispatch pass soon; many triggers in one loop turn share it."""
-        if self._dispatch_soon is None:
-            self._dispatch_soon = asyncio.get_running_loop().call_soon(self._dispatch)
-
-    def dispatch_now(self) -> None:
-        """Run the scheduled dispatch pass at once, if there is one.
-
-        For a reply that is about to be queued (a submission's ack): the
-        assignments' writes then start before the reply's, instead of waiting
-        for it to be written (about 0.1 ms of the loop for one small message).
-        A fault in the pass is logged, as the loop would have logged it: the
-        submission was accepted, and its caller must still be told so.
-        """
-        if self._dispatch_soon is not None:
-            self._dispatch_soon.cancel()
-            try:
-                self._dispatch()
-            except Exception:
-                log.exception("dispatch pass failed")
-
-    def _dispatch(self) -> None:
-        self._dispatch_soon = None
-        now = time.time()
-        for agent_id, recs in self.core.dispatch(now).items():
-            sess = self.sessions.get(agent_id)
-            if sess is None:  # cannot happen: registry and sessions change together
-                log.error("assigned %d tasks to agent %s without a session", len(recs), agent_id)
-                continue
-            sess.send_assignments(recs, now)
-
-    def flush_cancels(self) -> None:
-        for agent_id, refs in self.core.take_cancels().items():
-            sess = self.sessions.get(agent_id)
-            if sess is not None:
-                sess.send_cancels(refs)
-
-    def send_drain(self, agent_id: str) -> None:
-        sess = self.sessions.get(agent_id)
-        if sess is not None:
-            sess.send_drain()
-
-    def close_session(self, agent_id: str, session: int, code: grpc.StatusCode, message: str) -> None:
-        sess = self.sessions.get(agent_id)
-        if sess is not None and sess.session == session:
-            del self.sessions[agent_id]
-            sess.close(code, message)
-
-    def session_ended(self, sess: AgentSession) -> None:
-        if self.sessions.get(sess.agent_id) is sess:
-            del self.sessions[sess.agent_id]
-        self.core.disconnect(sess.agent_id, sess.session, time.time())
-        self.cache_sync.agent_gone(sess.agent_id)
-        log.info("agent %s session %d ended", sess.agent_id, sess.session)
-        self.schedule_dispatch()
-
-    async def _tick_loop(self) -> None:
-        interval = self.config.tick_interval_s
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                for agent in self.core.tick(time.time()):
-                    log.warning("agent %s lease expired: no frame for %.1f s; its tasks were re-queued",
-                                agent.agent_id, self.config.lease_timeout_s)
-                    self.close_session(agent.agent_id, agent.session, grpc.StatusCode.UNAVAILABLE,
-                                       f"lease expired: no frame for {self.config.lease_timeout_s} s")
-                self.flush_cancels()
-                self.schedule_dispatch()
-                for _ in self.profiler.tick_steps(time.time()):
-                    await asyncio.sleep(0)
-            except Exception:  # the ticker must survive a bug in one sweep
-                log.exception("tick failed")

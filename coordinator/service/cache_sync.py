@@ -16,20 +16,31 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from coordinator.core.invalidation import CatchUp, Invalidation, InvalidationLog, ReportTally, check_names
+from coordinator.core.mesh import MeshCore
 from coordinator.core.model import AgentRecord, CoreError, TaskSpec
 from coordinator.core.popularity import Popularity, plan_after_invalidation, plan_for_agent
 from coordinator.profile.cache_log import CacheTotals
+from coordinator.service.effects import AgentSessions
 from swarmmesh.v1 import mesh_pb2
-
-if TYPE_CHECKING:
-    from coordinator.server import Coordinator
 
 log = logging.getLogger(__name__)
 
 MAX_WAIT_S = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheSyncConfig:
+    # Invalidations kept for agents that reconnect; one that missed older ones clears its cache.
+    invalidation_log_size: int = 10_000
+    # Seconds an Invalidate call waits for connected agents' reports when it does not say.
+    invalidate_wait_s: float = 2.0
+    # Warm-up tasks submitted at most per trigger (hot key invalidated, agent joined); 0 = off.
+    warmup_max_tasks: int = 32
+    # Cache keys whose popularity is tracked, and the half-life of their counts in seconds.
+    popularity_keys: int = 10_000
+    popularity_half_life_s: float = 600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +57,10 @@ def invalidations_to_proto(items: Sequence[Invalidation]) -> list[mesh_pb2.Inval
 
 
 class CacheSync:
-    def __init__(self, coord: Coordinator) -> None:
-        self._c = coord
-        cfg = coord.config
+    def __init__(self, core: MeshCore, agents: AgentSessions, config: CacheSyncConfig | None = None) -> None:
+        cfg = self.config = config or CacheSyncConfig()
+        self._core = core
+        self._agents = agents
         self.log = InvalidationLog(max_entries=cfg.invalidation_log_size)
         self.tally = ReportTally()
         self.popularity = Popularity(max_keys=cfg.popularity_keys, half_life_s=cfg.popularity_half_life_s)
@@ -57,11 +69,14 @@ class CacheSync:
 
     # --- client requests ----------------------------------------------------------------
 
-    async def invalidate(self, names: Sequence[str], wait_s: float) -> InvalidateResult:
+    async def invalidate(self, names: Sequence[str], wait_s: float | None = None) -> InvalidateResult:
+        """`wait_s`: how long to wait for the agents' reports; None = the configured default."""
         deps = check_names(names)
+        if wait_s is None:
+            wait_s = self.config.invalidate_wait_s
         now = time.time()
         entry = self.log.append(deps, now)
-        sessions = list(self._c.sessions.values())
+        sessions = self._agents.open()
         tally = self.tally.open(entry.seq, (s.agent_id for s in sessions))
         frame_item = invalidations_to_proto([entry])
         for sess in sessions:
@@ -118,8 +133,8 @@ class CacheSync:
 
     def _warmup_room(self) -> int:
         """How many warm-ups fit now: none while anything is queued, else spare credits, capped."""
-        limit = self._c.config.warmup_max_tasks
-        core = self._c.core
+        limit = self.config.warmup_max_tasks
+        core = self._core
         if limit <= 0 or core.queue_depth:
             return 0
         spare = sum(a.credits for a in core.registry.live())
@@ -127,10 +142,10 @@ class CacheSync:
 
     def _owner_fn(self) -> Callable[[str], str | None] | None:
         """The balancer's key -> agent id routing, if the strategy has one (cache affinity)."""
-        owner = getattr(self._c.core.strategy, "owner", None)
+        owner = getattr(self._core.strategy, "owner", None)
         if owner is None:
             return None
-        registry = self._c.core.registry
+        registry = self._core.registry
 
         def owner_of(key: str) -> str | None:
             agent = owner(key, registry.live())
@@ -142,11 +157,11 @@ class CacheSync:
         if not specs:
             return 0
         try:
-            self._c.core.submit(specs, time.time())
+            self._core.submit(specs, time.time())
         except CoreError as e:
             log.info("warm-up of %d cache key(s) not submitted: %s", len(specs), e.message)
             return 0
         self.warmups_total += len(specs)
-        self._c.schedule_dispatch()
+        self._agents.schedule_dispatch()
         log.info("submitted %d warm-up task(s) for popular cache keys", len(specs))
         return len(specs)

@@ -1,8 +1,9 @@
 """MeshService.Connect: one bidirectional stream per sidecar.
 
 Reading and writing are independent: a reader task applies incoming frames to
-the core; a writer task sends whatever has queued up since its last write as
-ONE frame (natural coalescing: no timers, and a burst becomes a batch).
+the core; a writer task (agent_session.py) sends whatever has queued up since
+its last write as ONE frame (natural coalescing: no timers, and a burst becomes
+a batch).
 
 Frames arrive as bytes and are parsed here. An idle agent's heartbeats repeat
 byte for byte, and with thousands of agents they are most of what the
@@ -15,20 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf.message import DecodeError
 
+from coordinator.core.mesh import MeshCore
 from coordinator.core.model import CoreError, StatusCode
 from coordinator.service import convert
-from coordinator.service.cache_sync import invalidations_to_proto
-from coordinator.service.task_service import STATUS
+from coordinator.service.agent_session import AgentSession
+from coordinator.service.cache_sync import CacheSync, invalidations_to_proto
+from coordinator.service.effects import AgentSessions
+from coordinator.service.status import STATUS
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
-
-if TYPE_CHECKING:
-    from coordinator.core.model import TaskRecord
-    from coordinator.server import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -51,121 +50,14 @@ def _parse(raw: bytes) -> mesh_pb2.SidecarFrame:
         raise CoreError(StatusCode.INVALID_ARGUMENT, f"frame: not a SidecarFrame ({e})") from None
 
 
-class AgentSession:
-    """The coordinator's end of one sidecar stream: an outbox and its writer."""
-
-    def __init__(self, context: grpc.aio.ServicerContext, agent_id: str, session: int) -> None:
-        self.agent_id = agent_id
-        self.session = session
-        self._context = context
-        # The next frame, its assignments built in it as they are dispatched (a copy per
-        # assignment otherwise); the writer adds the rest of what queued when it sends it.
-        self._frame = mesh_pb2.CoordinatorFrame()
-        self._acks: list[mesh_pb2.ResultAck] = []
-        self._cancels: list[mesh_pb2.TaskRef] = []
-        self._invalidations: list[mesh_pb2.Invalidation] = []
-        self._drain = False
-        self._recorded = 0
-        self._registered: mesh_pb2.Registered | None = None
-        self._wake = asyncio.Event()
-        self._idle = asyncio.Event()
-        self._idle.set()
-        self.closed = asyncio.Event()
-        # The agent's draining flag has been answered with a drain frame.
-        self.drain_answered = False
-        # The bytes of the last frame that carried only a heartbeat, while that
-        # heartbeat is the agent's current one: the same bytes again change nothing.
-        self.idle_frame: bytes | None = None
-        # Set when the coordinator ends the stream (fenced, lease expired).
-        self.close_status: tuple[grpc.StatusCode, str] | None = None
-        self.frames_sent = 0
-
-    # -- outbox -------------------------------------------------------------
-
-    def send_registered(self, msg: mesh_pb2.Registered) -> None:
-        self._registered = msg
-        self._kick()
-
-    def send_assignments(self, recs: list[TaskRecord], now: float) -> None:
-        into = self._frame.assignments
-        for rec in recs:
-            convert.assignment_to_proto(rec, now, into)
-        self._kick()
-
-    def send_acks(self, recorded: int, rejected: list[mesh_pb2.ResultAck]) -> None:
-        # The count of recorded results is informational: it rides on the next
-        # frame written anyway (see flush_count), so a lone task costs the
-        # agent's stream one frame each way instead of three messages.
-        self._recorded += recorded
-        if rejected:
-            self._acks.extend(rejected)
-            self._kick()
-
-    def flush_count(self) -> None:
-        """Send the count of recorded results now if nothing else carried it."""
-        if self._recorded:
-            self._kick()
-
-    def send_cancels(self, refs: list[tuple[str, int]]) -> None:
-        self._cancels.extend(mesh_pb2.TaskRef(task_id=t, attempt=a) for t, a in refs)
-        self._kick()
-
-    def send_invalidations(self, items: list[mesh_pb2.Invalidation]) -> None:
-        self._invalidations.extend(items)
-        self._kick()
-
-    def send_drain(self) -> None:
-        self._drain = True
-        self._kick()
-
-    def _kick(self) -> None:
-        self._idle.clear()
-        self._wake.set()
-
-    def close(self, code: grpc.StatusCode, message: str) -> None:
-        if not self.closed.is_set():
-            self.close_status = (code, message)
-            self.closed.set()
-
-    async def flushed(self) -> None:
-        await self._idle.wait()
-
-    # -- writer ---------------------------------------------------------------
-
-    async def run_writer(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            frame, self._frame = self._frame, mesh_pb2.CoordinatorFrame()
-            if self._drain:
-                frame.drain = True
-            if self._recorded:
-                frame.recorded = self._recorded
-            self._recorded = 0
-            if self._registered is not None:
-                frame.registered.CopyFrom(self._registered)
-                self._registered = None
-            if self._invalidations:
-                # The agent applies these before the frame's assignments.
-                frame.invalidations.extend(self._invalidations)
-                self._invalidations = []
-            if self._acks:
-                frame.acks.extend(self._acks)
-                self._acks = []
-            if self._cancels:
-                frame.cancels.extend(self._cancels)
-                self._cancels = []
-            self._drain = False
-            await self._context.write(frame)
-            self.frames_sent += 1
-            if not self._wake.is_set():
-                self._idle.set()
-
-
 class MeshService(mesh_pb2_grpc.MeshServiceServicer):
-    def __init__(self, coord: Coordinator) -> None:
-        self._c = coord
-        self._core = coord.core
+    def __init__(self, core: MeshCore, agents: AgentSessions, cache_sync: CacheSync, heartbeat_interval_s: float
+                 ) -> None:
+        """`heartbeat_interval_s`: how often agents are told to send heartbeats."""
+        self._core = core
+        self._agents = agents
+        self._cache_sync = cache_sync
+        self._heartbeat_interval_s = heartbeat_interval_s
 
     async def Connect(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
         raw = await context.read()
@@ -183,19 +75,18 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
         except CoreError as e:
             await context.abort(STATUS[e.code], e.message)
         if fenced is not None:
-            self._c.close_session(fenced.agent_id, fenced.session, grpc.StatusCode.FAILED_PRECONDITION,
+            self._agents.close(fenced.agent_id, fenced.session, grpc.StatusCode.FAILED_PRECONDITION,
                                   f"agent {fenced.agent_id!r} registered again on a newer stream")
         sess = AgentSession(context, agent.agent_id, agent.session)
-        self._c.sessions[agent.agent_id] = sess
-        cfg = self._c.config
-        # Same step as joining `sessions`: every invalidation reaches this agent
-        # exactly once, live or in this catch-up.
-        catch = self._c.cache_sync.catch_up(first.register.cache_epoch, first.register.cache_seq)
+        self._agents.joined(sess)
+        # Same step as joining the open sessions: every invalidation reaches this
+        # agent exactly once, live or in this catch-up.
+        catch = self._cache_sync.catch_up(first.register.cache_epoch, first.register.cache_seq)
         sess.send_registered(mesh_pb2.Registered(
             agent_id=agent.agent_id,
             session=agent.session,
-            heartbeat_interval_ms=int(cfg.heartbeat_interval_s * 1000),
-            lease_timeout_ms=int(cfg.lease_timeout_s * 1000),
+            heartbeat_interval_ms=int(self._heartbeat_interval_s * 1000),
+            lease_timeout_ms=int(self._core.config.lease_timeout_s * 1000),
             invalidation_epoch=catch.epoch,
             invalidation_seq=catch.head,
             clear_cache=catch.clear,
@@ -203,10 +94,10 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
         if catch.replay:
             sess.send_invalidations(invalidations_to_proto(catch.replay))
         if catch.clear:
-            self._c.cache_sync.agent_joined_cold(agent)
+            self._cache_sync.agent_joined_cold(agent)
         log.info("agent %s registered (session %d, capacity %d, labels %s) from %s",
                  agent.agent_id, agent.session, agent.capacity, agent.labels, reg.peer)
-        self._c.schedule_dispatch()
+        self._agents.schedule_dispatch()
         writer = asyncio.create_task(sess.run_writer(), name=f"writer-{agent.agent_id}")
         reader = asyncio.create_task(self._read_loop(sess, context), name=f"reader-{agent.agent_id}")
         closer = asyncio.create_task(sess.closed.wait())
@@ -224,7 +115,8 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
                 t.cancel()
             # Revoke leases before anything else can await: a dead stream's tasks
             # must go back to the queue even when this handler is being cancelled.
-            self._c.session_ended(sess)
+            self._agents.ended(sess)
+            self._cache_sync.agent_gone(sess.agent_id)
         for t in (reader, writer):
             if t.done() and not t.cancelled() and t.exception() is not None:
                 log.info("stream of agent %s ended: %s", agent.agent_id, t.exception())
@@ -271,6 +163,6 @@ class MeshService(mesh_pb2_grpc.MeshServiceServicer):
                 sess.drain_answered = True
                 sess.send_drain()
             if frame.credits or frame.draining:
-                self._c.schedule_dispatch()
+                self._agents.schedule_dispatch()
             if frame.invalidation_reports:
-                self._c.cache_sync.on_reports(sess.agent_id, frame.invalidation_reports)
+                self._cache_sync.on_reports(sess.agent_id, frame.invalidation_reports)

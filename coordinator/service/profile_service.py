@@ -5,16 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import time
-from typing import TYPE_CHECKING
 
 import grpc
 
+from coordinator.profile.profiler import Profiler
 from coordinator.service.convert_profile import profile_to_proto
-from coordinator.service.task_service import core_errors, invalid
+from coordinator.service.status import core_errors, invalid
 from swarmmesh.v1 import profile_pb2, profile_pb2_grpc
-
-if TYPE_CHECKING:
-    from coordinator.server import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +34,8 @@ def check_request(request: profile_pb2.GetProfileRequest) -> None:
 
 
 class ProfileService(profile_pb2_grpc.ProfileServiceServicer):
-    def __init__(self, coord: Coordinator) -> None:
-        self._c = coord
+    def __init__(self, profiler: Profiler) -> None:
+        self._profiler = profiler
 
     @core_errors
     async def GetProfile(self, request: profile_pb2.GetProfileRequest, context: grpc.aio.ServicerContext
@@ -47,7 +44,7 @@ class ProfileService(profile_pb2_grpc.ProfileServiceServicer):
         # Computed on the loop, like every other core read: the profiler keeps
         # bounded samples per window, so the cost does not grow with traffic.
         started = time.perf_counter()
-        report = self._c.profiler.report(time.time(), window_s=request.window_s, kind=request.kind,
+        report = self._profiler.report(time.time(), window_s=request.window_s, kind=request.kind,
                                          agent_id=request.agent_id, history_points=request.history_points)
         reply = profile_to_proto(report)
         spent = time.perf_counter() - started

@@ -21,18 +21,17 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 import grpc
 from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
+from coordinator.core.mesh import MeshCore
 from coordinator.core.model import CoreError, StatusCode
 from coordinator.service import convert
-from coordinator.service.watch import Watcher
+from coordinator.service.cache_sync import CacheSync
+from coordinator.service.effects import AgentSessions
+from coordinator.service.watch import Watcher, WatchHub
 from swarmmesh.v1 import tasks_pb2, types_pb2
-
-if TYPE_CHECKING:
-    from coordinator.server import Coordinator
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +47,15 @@ ACK_TASKS = 20_000
 CHUNK = 500
 
 
-def accept(coord: Coordinator, tasks: Iterable[types_pb2.TaskSpec], decided: bool,
-           into: RepeatedCompositeFieldContainer[tasks_pb2.SubmittedTask]) -> None:
+def accept(core: MeshCore, agents: AgentSessions, cache_sync: CacheSync, tasks: Iterable[types_pb2.TaskSpec],
+           decided: bool, into: RepeatedCompositeFieldContainer[tasks_pb2.SubmittedTask]) -> None:
     """Accept one all-or-nothing batch (SubmitTasks or a SessionSubmit) and add what became of
     each task to `into`, the reply's field (built there: no copy); raises CoreError."""
     specs = [convert.task_spec_from_proto(t, decided) for t in tasks]
     now = time.time()
-    submitted = coord.core.submit(specs, now)
-    coord.schedule_dispatch()
-    coord.cache_sync.observe(specs, now)
+    submitted = core.submit(specs, now)
+    agents.schedule_dispatch()
+    cache_sync.observe(specs, now)
     add = into.add
     wire = convert.wire_enum
     for s in submitted:
@@ -109,8 +108,11 @@ class SessionWatcher(Watcher):
 class ClientSession:
     """The coordinator's end of one session: its watchers and outbox."""
 
-    def __init__(self, coord: Coordinator) -> None:
-        self._c = coord
+    def __init__(self, core: MeshCore, agents: AgentSessions, hub: WatchHub, cache_sync: CacheSync) -> None:
+        self._core = core
+        self._agents = agents
+        self._hub = hub
+        self._cache_sync = cache_sync
         self._acks: list[tasks_pb2.SessionAck] = []
         # Wakes the writer: set by acks and by the watchers' pushes.
         self.wake = asyncio.Event()
@@ -124,13 +126,13 @@ class ClientSession:
         for sub in request.submits:
             try:
                 ack = tasks_pb2.SessionAck(id=sub.id)
-                accept(self._c, sub.tasks, sub.trace_decided, ack.tasks)
+                accept(self._core, self._agents, self._cache_sync, sub.tasks, sub.trace_decided, ack.tasks)
             except CoreError as e:
                 ack = _failed(sub.id, e)
             except Exception as e:
                 ack = _broken(sub.id, "submit", e)
             self._acks.append(ack)
-        self._c.dispatch_now()  # before the acks: see Coordinator.dispatch_now
+        self._agents.dispatch_now()  # before the acks: see AgentSessions.dispatch_now
         for watch in request.watches:
             try:
                 self._watch(watch)
@@ -154,7 +156,7 @@ class ClientSession:
         if len(ids) > MAX_WATCH_IDS:
             raise CoreError(StatusCode.INVALID_ARGUMENT,
                             f"task_ids: {len(ids)} ids, the limit per watch is {MAX_WATCH_IDS}")
-        core = self._c.core
+        core = self._core
         recs = [core.get(t) for t in ids]  # NOT_FOUND names the id
         if self.watching + len(ids) > MAX_SESSION_WATCHED:
             raise CoreError(StatusCode.RESOURCE_EXHAUSTED,
@@ -163,11 +165,11 @@ class ClientSession:
         if not watch.omit_payloads:
             # Before add(): a task that is terminal already is pushed at once.
             self._watcher.with_payloads.update(ids)
-        self._c.hub.add(self._watcher, recs)
+        self._hub.add(self._watcher, recs)
 
     def _unwatch(self, task_ids: Iterable[str]) -> None:
         """Stop watching these tasks; ids not watched (finished meanwhile, or never) are ignored."""
-        self._c.hub.drop(self._watcher, task_ids)
+        self._hub.drop(self._watcher, task_ids)
         self._watcher.with_payloads.difference_update(task_ids)
 
     @property
@@ -210,12 +212,11 @@ class ClientSession:
         return not self._acks and self._watcher.done
 
     def close(self) -> None:
-        self._c.hub.unsubscribe(self._watcher)
+        self._hub.unsubscribe(self._watcher)
 
 
-async def serve(coord: Coordinator, context: grpc.aio.ServicerContext) -> None:
+async def serve(sess: ClientSession, context: grpc.aio.ServicerContext) -> None:
     """Run one session until the client ends it; after a half-close, until nothing is left to send."""
-    sess = ClientSession(coord)
     reading = True
 
     async def read() -> None:

@@ -2,64 +2,47 @@
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import AsyncIterator
 
 import grpc
 
-from coordinator.core.model import AgentState, CoreError, StatusCode, TaskState
+from coordinator.core.mesh import MeshCore
+from coordinator.core.model import AgentState, CoreError, TaskState
 from coordinator.service import convert, session
-from coordinator.service.session import CHUNK, MAX_WATCH_IDS
+from coordinator.service.cache_sync import CacheSync
+from coordinator.service.effects import AgentSessions
+from coordinator.service.session import CHUNK, MAX_WATCH_IDS, ClientSession
+from coordinator.service.status import STATUS, core_errors, invalid
+from coordinator.service.watch import WatchHub
 from swarmmesh.telemetry.context import TRACE_DECIDED_HEADER
 from swarmmesh.v1 import tasks_pb2, tasks_pb2_grpc, types_pb2
 
-if TYPE_CHECKING:
-    from coordinator.server import Coordinator
-
-R = TypeVar("R")
-STATUS: dict[int, grpc.StatusCode] = {c.value[0]: c for c in grpc.StatusCode}
 MAX_LIST = 10_000
 MAX_INVALIDATE_WAIT_MS = 60_000
 
 
-def core_errors(fn: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-    """Answer a caller's mistake with its status instead of UNKNOWN."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: Any, request: Any, context: grpc.aio.ServicerContext) -> R:
-        try:
-            return await fn(self, request, context)
-        except CoreError as e:
-            # gRPC clients with a retry policy honour the pushback trailer.
-            trailer = (("grpc-retry-pushback-ms", str(e.retry_after_ms)),) if e.retry_after_ms else ()
-            await context.abort(STATUS[e.code], e.message, trailer)
-            raise  # unreachable: abort raises
-
-    return wrapper
-
-
-def invalid(message: str) -> CoreError:
-    return CoreError(StatusCode.INVALID_ARGUMENT, message)
-
-
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
-    def __init__(self, coord: Coordinator) -> None:
-        self._c = coord
-        self._core = coord.core
+    def __init__(self, core: MeshCore, agents: AgentSessions, hub: WatchHub, cache_sync: CacheSync,
+                 started_at: float) -> None:
+        """`started_at`: when the coordinator started serving (seconds, for GetStats' uptime)."""
+        self._core = core
+        self._agents = agents
+        self._hub = hub
+        self._cache_sync = cache_sync
+        self._started_at = started_at
 
     @core_errors
     async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
                           ) -> tasks_pb2.SubmitTasksResponse:
         decided = any(k == TRACE_DECIDED_HEADER for k, _ in context.invocation_metadata() or ())
         reply = tasks_pb2.SubmitTasksResponse()
-        session.accept(self._c, request.tasks, decided, reply.tasks)
-        self._c.dispatch_now()  # before the reply: see Coordinator.dispatch_now
+        session.accept(self._core, self._agents, self._cache_sync, request.tasks, decided, reply.tasks)
+        self._agents.dispatch_now()  # before the reply: see AgentSessions.dispatch_now
         return reply
 
     async def Session(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
-        await session.serve(self._c, context)
+        await session.serve(ClientSession(self._core, self._agents, self._hub, self._cache_sync), context)
 
     @core_errors
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext) -> types_pb2.Task:
@@ -88,7 +71,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             if ids:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                     "follow_tenant: give either task_ids or follow_tenant, not both")
-            watcher = self._c.hub.follow(request.follow_tenant, all_updates=request.all_updates, payloads=payloads)
+            watcher = self._hub.follow(request.follow_tenant, all_updates=request.all_updates, payloads=payloads)
         else:
             if not ids:
                 await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
@@ -100,7 +83,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
                 recs = [self._core.get(t) for t in ids]
             except CoreError as e:
                 await context.abort(STATUS[e.code], e.message)
-            watcher = self._c.hub.subscribe(recs, all_updates=request.all_updates, payloads=payloads)
+            watcher = self._hub.subscribe(recs, all_updates=request.all_updates, payloads=payloads)
         try:
             while True:
                 await watcher.event.wait()
@@ -111,7 +94,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
                 if watcher.done:
                     return
         finally:
-            self._c.hub.unsubscribe(watcher)
+            self._hub.unsubscribe(watcher)
 
     @core_errors
     async def CancelTasks(self, request: tasks_pb2.CancelTasksRequest, context: grpc.aio.ServicerContext
@@ -119,7 +102,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         if not request.task_ids:
             raise invalid("task_ids: is empty: name at least one task")
         recs = self._core.cancel(list(request.task_ids), time.time())
-        self._c.flush_cancels()
+        self._agents.flush_cancels()
         return tasks_pb2.CancelTasksResponse(tasks=[convert.task_to_proto(r, payloads=False) for r in recs])
 
     @core_errors
@@ -135,7 +118,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         if not request.agent_id:
             raise invalid("agent_id: is required")
         agent = self._core.drain(request.agent_id)
-        self._c.send_drain(agent.agent_id)
+        self._agents.send_drain(agent.agent_id)
         return convert.agent_to_proto(agent)
 
     @core_errors
@@ -159,12 +142,12 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             reassigned_total=c.reassigned,
             deduplicated_total=c.deduplicated,
             evicted_total=c.evicted,
-            uptime_s=time.time() - self._c.started_at,
+            uptime_s=time.time() - self._started_at,
             agents=[convert.agent_to_proto(a) for a in live],
-            invalidations_total=self._c.cache_sync.log.appended,
-            invalidation_epoch=self._c.cache_sync.log.epoch,
-            invalidation_seq=self._c.cache_sync.log.head,
-            warmups_total=self._c.cache_sync.warmups_total,
+            invalidations_total=self._cache_sync.log.appended,
+            invalidation_epoch=self._cache_sync.log.epoch,
+            invalidation_seq=self._cache_sync.log.head,
+            warmups_total=self._cache_sync.warmups_total,
         )
 
     @core_errors
@@ -172,7 +155,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
                          ) -> tasks_pb2.InvalidateResponse:
         if request.wait_ms > MAX_INVALIDATE_WAIT_MS:
             raise invalid(f"wait_ms: {request.wait_ms} is more than {MAX_INVALIDATE_WAIT_MS}")
-        wait_s = request.wait_ms / 1000 if request.wait_ms else self._c.config.invalidate_wait_s
-        r = await self._c.cache_sync.invalidate(list(request.dependencies), wait_s)
+        wait_s = request.wait_ms / 1000 if request.wait_ms else None
+        r = await self._cache_sync.invalidate(list(request.dependencies), wait_s)
         return tasks_pb2.InvalidateResponse(seq=r.seq, dropped=r.dropped, agents_answered=r.agents_answered,
                                             agents_total=r.agents_total, warmups_submitted=r.warmups_submitted)

@@ -102,7 +102,7 @@ def test_history_is_kept_on_disk_only_for_a_coordinator_with_a_fixed_port() -> N
 
 
 async def test_a_fault_in_one_session_item_fails_that_item_only(caplog: pytest.LogCaptureFixture) -> None:
-    # The Coordinator is built, never started: ClientSession only needs its core, hub and hooks.
+    # The Coordinator is built, never started: ClientSession only needs some of its parts.
     coord = Coordinator(CoordinatorConfig.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
     real_submit = coord.core.submit
 
@@ -112,7 +112,7 @@ async def test_a_fault_in_one_session_item_fails_that_item_only(caplog: pytest.L
         return real_submit(specs, now)
 
     coord.core.submit = submit  # type: ignore[method-assign]
-    sess = ClientSession(coord)
+    sess = _client_session(coord)
     sess.handle(tasks_pb2.SessionRequest(submits=[
         tasks_pb2.SessionSubmit(id=1, tasks=[types_pb2.TaskSpec(kind="boom")]),
         tasks_pb2.SessionSubmit(id=2, tasks=[types_pb2.TaskSpec(kind="fine")]),
@@ -127,10 +127,16 @@ async def test_a_fault_in_one_session_item_fails_that_item_only(caplog: pytest.L
     sess.close()
 
 
+def _client_session(coord: Coordinator) -> ClientSession:
+    return ClientSession(coord.core, coord.agents, coord.hub, coord.cache_sync)
+
+
 class _Outbox:
     """Stands in for an agent's stream: records what the coordinator queues on it."""
 
-    def __init__(self) -> None:
+    def __init__(self, agent_id: str, session: int) -> None:
+        self.agent_id = agent_id
+        self.session = session
         self.assigned: list[list[str]] = []
 
     def send_assignments(self, recs: list[object], now: float) -> None:
@@ -139,9 +145,9 @@ class _Outbox:
 
 async def test_a_submission_is_dispatched_before_its_ack_is_queued() -> None:
     coord = Coordinator(CoordinatorConfig.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
-    coord.core.register(Registration("a", (), frozenset(), 10, "1", 10), 0)
-    outbox = _Outbox()
-    coord.sessions["a"] = outbox  # type: ignore[assignment]
+    agent, _ = coord.core.register(Registration("a", (), frozenset(), 10, "1", 10), 0)
+    outbox = _Outbox("a", agent.session)
+    coord.agents.joined(outbox)  # type: ignore[arg-type]
     passes: list[float] = []
     real_dispatch = coord.core.dispatch
 
@@ -151,15 +157,16 @@ async def test_a_submission_is_dispatched_before_its_ack_is_queued() -> None:
 
     coord.core.dispatch = dispatch  # type: ignore[assignment]
     scheduled: list[asyncio.Handle] = []
-    real_schedule = coord.schedule_dispatch
+    agents = coord.agents
+    real_schedule = agents.schedule_dispatch
 
     def schedule_dispatch() -> None:
         real_schedule()
-        assert coord._dispatch_soon is not None
-        scheduled.append(coord._dispatch_soon)
+        assert agents._dispatch_soon is not None
+        scheduled.append(agents._dispatch_soon)
 
-    coord.schedule_dispatch = schedule_dispatch  # type: ignore[method-assign]
-    sess = ClientSession(coord)
+    agents.schedule_dispatch = schedule_dispatch  # type: ignore[method-assign]
+    sess = _client_session(coord)
     sess.handle(tasks_pb2.SessionRequest(submits=[
         tasks_pb2.SessionSubmit(id=1, tasks=[types_pb2.TaskSpec(kind="k"), types_pb2.TaskSpec(kind="k")])]))
     # Queued on the agent's stream before the ack, so its write starts first.
@@ -183,7 +190,7 @@ async def test_a_fault_in_the_dispatch_pass_still_acks_the_submission(caplog: py
         raise RuntimeError("a bug")
 
     coord.core.dispatch = broken  # type: ignore[assignment]
-    sess = ClientSession(coord)
+    sess = _client_session(coord)
     sess.handle(tasks_pb2.SessionRequest(submits=[
         tasks_pb2.SessionSubmit(id=1, tasks=[types_pb2.TaskSpec(kind="k")])]))
     response = sess.take()
