@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from agent_sidecar.config import SidecarConfig, build_parser, from_namespace
-from agent_sidecar.connection import SessionInfo
+from agent_sidecar.connection.manager import SessionInfo
 from agent_sidecar.handlers import HandlerLoadError
 from agent_sidecar.sidecar import Sidecar
 from swarmmesh import affinity, eventloop

@@ -25,7 +25,7 @@ from typing import Any
 
 from agent_sidecar.cache.result_cache import ResultCache
 from agent_sidecar.config import SidecarConfig
-from agent_sidecar.connection import ConnectionManager, SessionInfo
+from agent_sidecar.connection.manager import ConnectionManager, SessionInfo
 from agent_sidecar.handlers import HandlerRegistry
 from agent_sidecar.runner.cache_path import CachePath
 from agent_sidecar.runner.runner import Runner
@@ -237,7 +237,7 @@ class Sidecar:
 
     def _forward_result(self, result: mesh_pb2.TaskResult | None, credits: int) -> None:
         if self._conn is not None:
-            self._conn.push_result(result, credits)
+            self._conn.outbox.push_result(result, credits)
 
     def _drain_requested(self) -> None:
         if self._stop_task is None:

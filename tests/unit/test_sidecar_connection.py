@@ -9,8 +9,8 @@ import threading
 import pytest
 
 from agent_sidecar.config import SidecarConfig
-from agent_sidecar.connection import ConnectionManager
-from agent_sidecar.connection_channel import backoff_delay, channel_options
+from agent_sidecar.connection.channel import backoff_delay, channel_options
+from agent_sidecar.connection.manager import ConnectionManager
 from agent_sidecar.handlers import HandlerRegistry
 from agent_sidecar.runner.runner import Runner
 from agent_sidecar.threads import HandlerThreads
@@ -46,7 +46,7 @@ def make_conn(capacity: int = 4) -> tuple[ConnectionManager, Runner]:
 
     def forward(result: mesh_pb2.TaskResult | None, credits: int) -> None:
         assert conn is not None
-        conn.push_result(result, credits)
+        conn.outbox.push_result(result, credits)
 
     runner = Runner(reg, capacity=capacity, agent_id="a", on_result=forward)
     conn = ConnectionManager(cfg, runner, kinds=[])
@@ -56,7 +56,7 @@ def make_conn(capacity: int = 4) -> tuple[ConnectionManager, Runner]:
 def assign(conn: ConnectionManager, *task_ids: str) -> None:
     """Make the tasks known to the current stream, as the reader does."""
     for t in task_ids:
-        conn._session_keys.add((t, 1))
+        conn.outbox.expect_result((t, 1))
 
 
 async def test_writes_are_coalesced_while_a_write_is_in_flight() -> None:
@@ -66,13 +66,12 @@ async def test_writes_are_coalesced_while_a_write_is_in_flight() -> None:
     writer = asyncio.create_task(conn._write_loop(call))
     ids = [f"t{i}" for i in range(101)]
     assign(conn, *ids)
-    conn.push_result(success_to_proto("t0", 1, b"", "", 1), 1)
+    conn.outbox.push_result(success_to_proto("t0", 1, b"", "", 1), 1)
     await asyncio.wait_for(call.writing.wait(), 1)
     for t in ids[1:]:
-        conn.push_result(success_to_proto(t, 1, b"", "", 1), 1)
-    conn._heartbeat = mesh_pb2.Heartbeat(in_flight=1)
-    conn._heartbeat = mesh_pb2.Heartbeat(in_flight=2)  # only the latest one is sent
-    conn._wake.set()
+        conn.outbox.push_result(success_to_proto(t, 1, b"", "", 1), 1)
+    conn.outbox.push_heartbeat(mesh_pb2.Heartbeat(in_flight=1))
+    conn.outbox.push_heartbeat(mesh_pb2.Heartbeat(in_flight=2))  # only the latest one is sent
     assert len(call.frames) == 1
     call.gate.set()
     await eventually(lambda: len(call.frames) >= 2)
@@ -81,7 +80,7 @@ async def test_writes_are_coalesced_while_a_write_is_in_flight() -> None:
     assert call.frames[1].heartbeat.in_flight == 2
     assert conn.counters.frames_sent == 2 and conn.counters.results_sent == 101
     conn._half_close = True
-    conn._wake.set()
+    conn.outbox.wake()
     await asyncio.wait_for(writer, 1)
     assert call.half_closed
     await runner.stop(0)
@@ -90,21 +89,21 @@ async def test_writes_are_coalesced_while_a_write_is_in_flight() -> None:
 async def test_draining_frames_grant_no_credits() -> None:
     conn, runner = make_conn()
     assign(conn, "t1")
-    conn.push_result(failure_to_proto("t1", 1, "x", "handler_error"), 1)
+    conn.outbox.push_result(failure_to_proto("t1", 1, "x", "handler_error"), 1)
     conn.set_draining()
-    frame = conn._take_frame()
+    frame = conn.outbox.take_frame()
     assert frame is not None
     assert frame.draining and frame.credits == 0 and len(frame.results) == 1
-    conn.push_result(None, 1)
-    assert conn._take_frame() is None  # nothing to say: the drain flag already went out
+    conn.outbox.push_result(None, 1)
+    assert conn.outbox.take_frame() is None  # nothing to say: the drain flag already went out
     await runner.stop(0)
 
 
 async def test_results_of_earlier_streams_are_dropped() -> None:
     conn, runner = make_conn()
-    conn.push_result(success_to_proto("old", 1, b"", "", 1), 1)
+    conn.outbox.push_result(success_to_proto("old", 1, b"", "", 1), 1)
     assert conn.counters.results_dropped == 1
-    frame = conn._take_frame()
+    frame = conn.outbox.take_frame()
     assert frame is not None and list(frame.results) == [] and frame.credits == 1
     await runner.stop(0)
 
@@ -116,14 +115,14 @@ async def test_register_grants_exactly_the_free_slots() -> None:
     reg.register("*", lambda ctx: gate.wait(5))
     runner._registry = reg
     conn._handle_frame(mesh_pb2.CoordinatorFrame(assignments=[mesh_pb2.Assignment(task_id="t1", attempt=1)]))
-    conn.push_result(None, 3)  # credits queued for a stream that is gone
+    conn.outbox.push_result(None, 3)  # credits queued for a stream that is gone
     register = conn._new_register()
     assert register.credits == 3 and register.capacity == 4 and register.agent_id == "a"
-    assert conn._credits == 0
+    assert conn.outbox.credits == 0
     # t1 belonged to the old stream: its result is dropped, its slot returns as a credit.
     gate.set()
     await runner.wait_idle(5)
-    frame = conn._take_frame()
+    frame = conn.outbox.take_frame()
     assert frame is not None and frame.credits == 1 and list(frame.results) == []
     await runner.stop(0)
 

@@ -7,7 +7,7 @@ counts the acks by code. A `drain` request is left to the connection, which owns
 the callbacks to the rest of the sidecar.
 
 Its own module so the meaning of each frame field can be read apart from the
-stream plumbing in connection.py.
+stream plumbing in manager.py.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 from agent_sidecar import wire
 from agent_sidecar.cache.result_cache import ResultCache
-from agent_sidecar.connection_counters import ConnectionCounters, RateLimitedWarning
-from agent_sidecar.connection_outbox import Outbox
+from agent_sidecar.connection.counters import ConnectionCounters, RateLimitedWarning
+from agent_sidecar.connection.outbox import Outbox
 from agent_sidecar.runner.runner import Runner
 from swarmmesh.v1 import mesh_pb2
 

@@ -10,11 +10,11 @@ holds a frame back.
 Only results of attempts assigned on the current stream are queued: the
 coordinator re-queues every task of a stream that ended, so a result from an
 earlier stream would only come back as stale. Credits are queued whatever the
-stream, and a new stream starts from an empty outbox (see `_reset_for_stream`).
+stream, and a new stream starts from an empty outbox (see `reset_for_stream`).
 
 Its own module so the rules for what goes into a frame can be read apart from
-the stream plumbing in connection.py; `ConnectionManager` is an `Outbox` and
-adds the stream that writes it.
+the stream plumbing in manager.py; the `ConnectionManager` holds one outbox and
+its writer task sends what `take_frame` hands it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import asyncio
 import logging
 
 from agent_sidecar import wire
-from agent_sidecar.connection_counters import ConnectionCounters
+from agent_sidecar.connection.counters import ConnectionCounters
 from agent_sidecar.runner.slot import TaskKey
 from swarmmesh.v1 import mesh_pb2
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class Outbox:
-    """Everything the next SidecarFrame will carry; `_take_frame` empties it."""
+    """Everything the next SidecarFrame will carry; `take_frame` empties it."""
 
     def __init__(self, counters: ConnectionCounters) -> None:
         self.counters = counters
@@ -49,6 +49,21 @@ class Outbox:
     @property
     def draining(self) -> bool:
         return self._draining
+
+    @property
+    def results_queued(self) -> int:
+        """Results waiting for the next frame."""
+        return len(self._results)
+
+    @property
+    def credits(self) -> int:
+        """Credits waiting for the next frame."""
+        return self._credits
+
+    @property
+    def draining_unsent(self) -> bool:
+        """Draining, and no frame has said so on this stream yet."""
+        return self._draining and not self._draining_sent
 
     def push_result(self, result: mesh_pb2.TaskResult | None, credits: int) -> None:
         """Runner callback: queue a result and/or returned credits for the next frame."""
@@ -86,12 +101,27 @@ class Outbox:
         """An attempt withdrawn by a cancel: no result is sent for it."""
         self._session_keys.discard(key)
 
-    def _take_frame(self) -> mesh_pb2.SidecarFrame | None:
+    def wake(self) -> None:
+        """Wake the writer with nothing queued, so it looks at the stream's state again."""
+        self._wake.set()
+
+    async def wait_for_items(self) -> None:
+        """Wait until something is queued or `wake()` is called.
+
+        Call it right after `take_frame()` answered None, with no await in
+        between: the wake-up flag is cleared before waiting, so nothing queued
+        after the empty frame is lost.
+        """
+        self._wake.clear()
+        await self._wake.wait()
+
+    def take_frame(self) -> mesh_pb2.SidecarFrame | None:
+        """Everything queued as one frame, and an empty outbox; None when there is nothing to say."""
         if self._draining:
             # Freed slots are never granted again once draining.
             self._credits = 0
         if not (
-            self._results or self._credits or self._heartbeat is not None or self._reports or self._draining_unsent()
+            self._results or self._credits or self._heartbeat is not None or self._reports or self.draining_unsent
         ):
             return None
         frame = wire.outbound_frame(self._results, self._credits, self._draining, self._heartbeat, self._reports)
@@ -103,18 +133,15 @@ class Outbox:
             self._draining_sent = True
         return frame
 
-    def _draining_unsent(self) -> bool:
-        return self._draining and not self._draining_sent
-
-    def _reset_for_stream(self) -> None:
+    def reset_for_stream(self) -> None:
         """Empty the outbox for a new stream, whose Register carries the free slots."""
-        self._drop_stream_results()
+        self.drop_stream_results()
         self._credits = 0
         self._heartbeat = None
         self._draining_sent = False
         self._reports = []
 
-    def _drop_stream_results(self) -> None:
+    def drop_stream_results(self) -> None:
         """Forget the stream that ended: the coordinator re-queues everything it held."""
         self.counters.results_dropped += len(self._results)
         self._results = []

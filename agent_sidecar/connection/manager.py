@@ -1,9 +1,9 @@
 """The sidecar's one stream to the coordinator: register, coalesce writes, reconnect.
 
 Writes are coalesced: what the next SidecarFrame carries is queued in the outbox
-(connection_outbox.py), and a single writer task sends everything that is queued
-as one frame whenever it is free. What the coordinator's frames mean is applied
-by connection_inbound.py; this module keeps the stream itself.
+(outbox.py), and a single writer task sends everything that is queued as one
+frame whenever it is free. What the coordinator's frames mean is applied by
+inbound.py; this module keeps the stream itself.
 
 Reconnects: the coordinator re-queues every task of a stream that ended, so
 results of tasks assigned on an earlier stream are dropped rather than sent
@@ -25,10 +25,10 @@ import grpc
 from agent_sidecar import wire
 from agent_sidecar.cache.result_cache import ResultCache
 from agent_sidecar.config import SidecarConfig
-from agent_sidecar.connection_channel import backoff_delay, channel_options
-from agent_sidecar.connection_counters import ConnectionCounters, RateLimitedWarning
-from agent_sidecar.connection_inbound import FrameHandler
-from agent_sidecar.connection_outbox import Outbox
+from agent_sidecar.connection.channel import backoff_delay, channel_options
+from agent_sidecar.connection.counters import ConnectionCounters, RateLimitedWarning
+from agent_sidecar.connection.inbound import FrameHandler
+from agent_sidecar.connection.outbox import Outbox
 from agent_sidecar.metrics import AllocationSites, ProcessMemory
 from agent_sidecar.runner.runner import Runner
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
@@ -50,10 +50,11 @@ class SessionInfo:
     lease_timeout_s: float | None
 
 
-class ConnectionManager(Outbox):
+class ConnectionManager:
     """Keeps one registered stream to the coordinator alive until closed.
 
-    It is the outbox its writer task sends; see connection_outbox.py.
+    What the stream is to send goes into `outbox` (see outbox.py); the
+    runner's results reach it there.
     """
 
     def __init__(
@@ -67,7 +68,8 @@ class ConnectionManager(Outbox):
         rng: random.Random | None = None,
         cache: ResultCache | None = None,
     ) -> None:
-        super().__init__(ConnectionCounters())
+        self.counters = ConnectionCounters()
+        self.outbox = Outbox(self.counters)
         self._config = config
         self._runner = runner
         self._kinds = list(kinds)
@@ -95,7 +97,7 @@ class ConnectionManager(Outbox):
         self.registered_once = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
         self._warn = RateLimitedWarning()
-        self._frames = FrameHandler(runner, self, self.counters, cache, self._warn)
+        self._frames = FrameHandler(runner, self.outbox, self.counters, cache, self._warn)
 
     # --- public surface ---------------------------------------------------------
 
@@ -113,17 +115,19 @@ class ConnectionManager(Outbox):
 
     def set_draining(self) -> None:
         """From now on every frame says draining and grants no credits."""
-        if self.draining:
+        if self.outbox.draining:
             return
-        super().set_draining()
+        self.outbox.set_draining()
         self._interrupt.set()  # no point reconnecting just to say goodbye
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait until queued results are written; False on timeout or lost stream."""
 
-        written = await self._until(lambda: not (self._results or self._writing or self._draining_unsent()),
-                                    timeout_s)
-        return written and self._connected and not self._results
+        outbox = self.outbox
+        written = await self._until(
+            lambda: not (outbox.results_queued or self._writing or outbox.draining_unsent), timeout_s
+        )
+        return written and self._connected and not outbox.results_queued
 
     async def drain_answered(self, timeout_s: float) -> bool:
         """After set_draining(): wait for the coordinator's drain frame. Every
@@ -153,7 +157,7 @@ class ConnectionManager(Outbox):
         self._closing = True
         self._half_close = True
         self._interrupt.set()
-        self._wake.set()
+        self.outbox.wake()
         if self._allocations is not None:
             self._allocations.stop()
         main = self._main
@@ -190,7 +194,7 @@ class ConnectionManager(Outbox):
                         exc,
                         exc_info=log.isEnabledFor(logging.DEBUG),
                     )
-                if self._closing or self.draining:
+                if self._closing or self.outbox.draining:
                     break
                 if registered:
                     failures = 0
@@ -202,7 +206,7 @@ class ConnectionManager(Outbox):
                 failures += 1
                 log.debug("reconnecting in %.3f s", delay)
                 self._interrupt.clear()
-                if self._closing or self.draining:
+                if self._closing or self.outbox.draining:
                     break
                 try:
                     await asyncio.wait_for(self._interrupt.wait(), delay)
@@ -279,7 +283,7 @@ class ConnectionManager(Outbox):
     def _new_register(self) -> mesh_pb2.Register:
         # Reset the outbox in the same step as reading free slots, so every
         # slot is granted exactly once: now if free, later via push_result.
-        self._reset_for_stream()
+        self.outbox.reset_for_stream()
         cache_epoch, cache_seq = self._cache.sync_point() if self._cache is not None else ("", 0)
         return wire.register_to_proto(
             agent_id=self._config.agent_id,
@@ -287,7 +291,7 @@ class ConnectionManager(Outbox):
             kinds=self._kinds,
             capacity=self._runner.capacity,
             version=self._config.version,
-            credits=0 if self.draining else self._runner.free_slots,
+            credits=0 if self.outbox.draining else self._runner.free_slots,
             cache_epoch=cache_epoch,
             cache_seq=cache_seq,
         )
@@ -332,7 +336,7 @@ class ConnectionManager(Outbox):
         self._connected = False
         self._writing = False
         # The coordinator re-queues everything this stream held.
-        self._drop_stream_results()
+        self.outbox.drop_stream_results()
         self._progress.set()
 
     # --- stream tasks ---------------------------------------------------------------
@@ -361,14 +365,13 @@ class ConnectionManager(Outbox):
 
     async def _write_loop(self, call: grpc.aio.StreamStreamCall) -> None:
         while True:
-            frame = self._take_frame()
+            frame = self.outbox.take_frame()
             if frame is None:
                 if self._half_close:
                     await call.done_writing()
                     return
-                # No await between the empty check and clear(): no wake-up is lost.
-                self._wake.clear()
-                await self._wake.wait()
+                # No await between the empty frame and the wait: no wake-up is lost.
+                await self.outbox.wait_for_items()
                 continue
             self._writing = True
             try:
@@ -393,4 +396,4 @@ class ConnectionManager(Outbox):
                 cache=self._cache.stats() if self._cache is not None else None,
                 allocations=sites,
             )
-            self.push_heartbeat(heartbeat)
+            self.outbox.push_heartbeat(heartbeat)
