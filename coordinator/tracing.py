@@ -24,6 +24,7 @@ _PENDING = TaskState.PENDING
 _ASSIGNED = TaskState.ASSIGNED
 _SUCCEEDED = TaskState.SUCCEEDED
 _CANCELLED = TaskState.CANCELLED
+_DEAD_LETTER = TaskState.DEAD_LETTER
 _CONSUMER = SpanKind.CONSUMER
 _INTERNAL = SpanKind.INTERNAL
 _PRODUCER = SpanKind.PRODUCER
@@ -57,6 +58,9 @@ class TaskTracer:
                 tr.outgoing = child_context(tr.trace_id, tr.attempt_span, True, tr.tracestate)
         elif old is _ASSIGNED and live:
             self._attempt_ended(rec, tr)
+        elif old is _DEAD_LETTER:
+            # Requeued: the new run ends in a task span of its own, not a second copy of the first.
+            tr.task_span = new_span_id()
         if new.terminal and live:
             self._finished(rec, tr)
 
@@ -94,7 +98,12 @@ class TaskTracer:
         ]
         error = ""
         if new is _PENDING:
-            error = f"lease lost: agent {agent} went away; the task was re-queued"
+            retried = rec.last_failure  # None: the lease was lost; else the attempt failed and retries
+            if retried is None:
+                error = f"lease lost: agent {agent} went away; the task was re-queued"
+            else:
+                error = retried.error or retried.error_type
+                attrs.append(("swarmmesh.error.type", retried.error_type))
             end = rec.queued_at
         else:
             end = rec.finished_at or rec.queued_at

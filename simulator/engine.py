@@ -80,10 +80,10 @@ class Simulation:
         cfg = scenario.core
         if isinstance(strategy, str):
             cfg = replace(cfg, balancer=replace(cfg.balancer, strategy=strategy, seed=seed))
-            self.core = MeshCore(cfg)
+            self.core = MeshCore(cfg, rng=random.Random(f"{seed}/retries"))
             self.strategy_name = strategy
         else:
-            self.core = MeshCore(cfg, strategy(self))
+            self.core = MeshCore(cfg, strategy(self), random.Random(f"{seed}/retries"))
             self.strategy_name = self.core.strategy.name
         self._agents = {a.agent_id: _Agent(a) for a in scenario.agents}
         self._arrivals = random.Random(f"{seed}/arrivals")

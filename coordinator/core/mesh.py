@@ -8,6 +8,7 @@ one place a journal or a watcher hooks into.
 from __future__ import annotations
 
 import heapq
+import random
 import uuid
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable
@@ -37,6 +38,7 @@ from coordinator.core.model import (
 from coordinator.core.queue import TaskQueue
 from coordinator.core.registry import Registry, RouteKey
 from coordinator.core.results import Results
+from coordinator.core.retry import Retries, RetryConfig, Verdict, check_requeue, retry_reason
 from coordinator.core.routing import Router
 from coordinator.core.validation import Limits, check_batch, check_registration
 
@@ -62,13 +64,19 @@ class CoreConfig:
     balancer: BalancerConfig = field(default_factory=BalancerConfig)
     fairness: FairnessConfig = field(default_factory=FairnessConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
+    retry: RetryConfig = field(default_factory=RetryConfig)
 
 
 class MeshCore:
-    def __init__(self, config: CoreConfig | None = None, strategy: Strategy | None = None) -> None:
+    def __init__(self, config: CoreConfig | None = None, strategy: Strategy | None = None,
+                 rng: random.Random | None = None) -> None:
         """`strategy`, if given, replaces the configured default strategy (the
-        simulator passes one that knows true service times)."""
+        simulator passes one that knows true service times). `rng` draws the
+        retries' backoff jitter: seeded, it replays the same schedule."""
         self.config = config or CoreConfig()
+        # A fixed seed unless given one: the jitter needs spread, not secrecy.
+        rng = rng if rng is not None else random.Random(0)
+        self._retries = Retries(self.config.retry, self.config.default_max_attempts, rng)
         self.registry = Registry()
         self.feedback = Feedback(self.registry.records, self.config.health)
         self.router = Router(self.config.balancer, strategy)
@@ -85,7 +93,7 @@ class MeshCore:
         self._seq = 0
         self._dispatcher = Dispatcher(self._queue, self.registry, self.feedback, self.router, self._assign)
         # Checks an agent's result against its lease and acks it (see results.py).
-        self._complete = Results(self._tasks, self.feedback, self.counters, self._finish).complete
+        self._complete = Results(self._tasks, self.feedback, self.counters, self._settle).complete
         self._last_tick: float | None = None
         self._dispatch_rate = 0.0  # tasks/s over all tenants, smoothed (for retry hints)
 
@@ -116,6 +124,8 @@ class MeshCore:
             c.succeeded += 1
         elif state == TaskState.FAILED:
             c.failed += 1
+        elif state == TaskState.DEAD_LETTER:
+            c.dead_lettered += 1
         else:
             c.cancelled += 1
         self._finished[rec.task_id] = rec
@@ -159,7 +169,7 @@ class MeshCore:
                 created_at=now,
                 queued_at=now,
                 deadline=deadline,
-                max_attempts=spec.max_attempts or cfg.default_max_attempts,
+                max_attempts=self._retries.max_attempts(spec),
             )
             self._tasks[task_id] = rec
             self._state_counts[TaskState.PENDING] += 1
@@ -180,7 +190,10 @@ class MeshCore:
             raise CoreError(StatusCode.NOT_FOUND, f"task {task_id!r} is unknown (never submitted, or no longer retained)")
         return rec
 
-    def pending_reason(self, rec: TaskRecord) -> str:
+    def pending_reason(self, rec: TaskRecord, now: float | None = None) -> str:
+        """`now` (for a retry's countdown) defaults to the time of the last tick."""
+        if rec.retry_at is not None and rec.state is TaskState.PENDING:
+            return retry_reason(rec, now if now is not None else self._last_tick or rec.queued_at)
         return views.pending_reason(rec, self.registry, self._queue)
 
     def routing_reason(self, rec: TaskRecord) -> str:
@@ -195,7 +208,7 @@ class MeshCore:
         recs = [self.get(t) for t in task_ids]  # all-or-nothing on unknown ids
         for rec in recs:
             if rec.state == TaskState.PENDING:
-                self._queue.discard(rec)
+                self._unqueue(rec)
             elif rec.state == TaskState.ASSIGNED:
                 agent = self.registry.session_of(rec.agent_id, rec.session)
                 if agent is not None:
@@ -204,6 +217,20 @@ class MeshCore:
             else:
                 continue
             self._finish(rec, TaskState.CANCELLED, Outcome(error="cancelled by client", error_type="cancelled"), now)
+        return recs
+
+    def requeue(self, task_ids: list[str], now: float) -> list[TaskRecord]:
+        """Send dead letters back to the queue, each with a new run of attempts.
+        All or nothing: an unknown id, or a task that is not a dead letter, fails the call."""
+        recs = [self.get(t) for t in dict.fromkeys(task_ids)]
+        check_requeue(recs)
+        for rec in recs:
+            del self._finished[rec.task_id]
+            self._retries.rearm(rec, now, self.config.default_timeout_ms)
+            if rec.deadline is not None:
+                heapq.heappush(self._deadlines, (rec.deadline, rec.seq, rec))
+            self.counters.requeued += 1
+            self._pend(rec, now)
         return recs
 
     def take_cancels(self) -> dict[str, list[TaskRef]]:
@@ -282,16 +309,49 @@ class MeshCore:
             if rec is None or rec.state != TaskState.ASSIGNED or rec.attempt != attempt or rec.agent_id != agent.agent_id:
                 continue
             rec.last_agent = agent.agent_id
-            rec.agent_id = ""
-            if rec.attempt >= rec.max_attempts:
+            rec.last_failure = None  # the attempt reported nothing (tracing tells the two apart)
+            if rec.attempt - rec.run_start >= rec.max_attempts:
+                # A task that keeps killing its agents is the classic poison message.
+                rec.agent_id = ""
                 msg = f"lost after {rec.attempt} attempt(s): every agent holding it went away"
-                self._finish(rec, TaskState.FAILED, Outcome(error=msg, error_type="lease_lost"), now)
+                self._finish(rec, TaskState.DEAD_LETTER, Outcome(error=msg, error_type="lease_lost"), now)
                 continue
-            rec.queued_at = now
-            self._queue.push(rec)
-            self._transition(rec, TaskState.PENDING)
+            self._pend(rec, now)
         agent.in_flight.clear()
         agent.credits = 0
+
+    # -- retries (the policy is in retry.py) --------------------------------------
+
+    def _settle(self, rec: TaskRecord, state: TaskState, outcome: Outcome, now: float) -> None:
+        """The result of the attempt an agent held: the task finishes, or a failed
+        attempt its kind retries sends it back to wait for the next one."""
+        if state is TaskState.FAILED:
+            verdict, delay = self._retries.judge(rec, outcome.error_type, now)
+            if verdict is Verdict.RETRY:
+                rec.last_failure = outcome
+                self.counters.retried += 1
+                self._pend(rec, now, delay)
+                return
+            if verdict is Verdict.DEAD_LETTER:
+                state = TaskState.DEAD_LETTER
+        self._finish(rec, state, outcome, now)
+
+    def _pend(self, rec: TaskRecord, now: float, delay: float = 0.0) -> None:
+        """Back to PENDING: into the queue, or first out of it for a retry's backoff."""
+        rec.agent_id = ""
+        rec.queued_at = now
+        if delay > 0:
+            self._retries.hold(rec, now + delay)
+        else:
+            self._queue.push(rec)
+        self._transition(rec, TaskState.PENDING)
+
+    def _unqueue(self, rec: TaskRecord) -> None:
+        """A PENDING task leaves wherever it waits: the queue, or a backoff."""
+        if rec.retry_at is None:
+            self._queue.discard(rec)
+        else:
+            self._retries.forget(rec)
 
     # -- dispatch -----------------------------------------------------------------
 
@@ -321,6 +381,8 @@ class MeshCore:
         for agent in expired:
             self._revoke(agent, now)
             self.registry.remove(agent, now)
+        for rec in self._retries.due(now):
+            self._queue.push(rec)
         self._expire_deadlines(now)
         self._prune(now)
         dt = 0.0 if self._last_tick is None else now - self._last_tick
@@ -334,9 +396,11 @@ class MeshCore:
         heap = self._deadlines
         grace = self.config.deadline_grace_s
         while heap and heap[0][0] <= now:
-            _, seq, rec = heapq.heappop(heap)
+            due, seq, rec = heapq.heappop(heap)
+            if rec.deadline is not None and due < rec.deadline:
+                continue  # from before a requeue moved the deadline
             if rec.state == TaskState.PENDING:
-                self._queue.discard(rec)
+                self._unqueue(rec)
             elif rec.state == TaskState.ASSIGNED:
                 assert rec.deadline is not None
                 if now < rec.deadline + grace:

@@ -27,6 +27,9 @@ class TaskState(enum.IntEnum):
     SUCCEEDED = 3
     FAILED = 4
     CANCELLED = 5
+    # Failed with an error its kind retries, with every attempt spent (see
+    # coordinator/core/retry.py). Terminal, until a requeue sends it back.
+    DEAD_LETTER = 6
 
     @property
     def terminal(self) -> bool:
@@ -143,6 +146,14 @@ class TaskRecord:
     # When the current (or last) wait in the queue began: acceptance, or the
     # moment a lost lease put the task back.
     queued_at: float = 0.0
+    # While a retry waits out its backoff: when it may be queued again. Such a
+    # task is PENDING but in no queue (see coordinator/core/retry.py).
+    retry_at: float | None = None
+    # What the last failed attempt that was retried (or the dead letter that was
+    # requeued) ended with: the outcome proper is set only once terminal.
+    last_failure: Outcome | None = None
+    # Attempts made before the task was last requeued: max_attempts counts from here.
+    run_start: int = 0
     # Set when the task's trace is sampled (see coordinator/tracing.py).
     trace: TaskTrace | None = None
     # Queue entry token: a heap entry is live only while it matches (a task can
@@ -305,3 +316,8 @@ class Counters:
     reassigned: int = 0
     deduplicated: int = 0
     evicted: int = 0
+    # Failed attempts sent back to wait for another; tasks that spent their
+    # attempts on errors that retry; dead letters sent back by a client.
+    retried: int = 0
+    dead_lettered: int = 0
+    requeued: int = 0

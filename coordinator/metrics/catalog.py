@@ -59,6 +59,9 @@ _TASK_COUNTERS = (
     ("deduplicated", "Submissions answered with an existing task (same idempotency key)."),
     ("reassigned", "Assignments beyond a task's first attempt (its agent went away)."),
     ("evicted", "Finished tasks dropped after their retention time or over the retention limit."),
+    ("retried", "Failed attempts sent back to wait for another (their kind's retry policy retries the error)."),
+    ("dead_lettered", "Tasks that spent their attempts on errors that retry, lost leases included (DEAD_LETTER)."),
+    ("requeued", "Dead letters a client sent back to the queue."),
 )
 
 MESH: tuple[MetricDef, ...] = (

@@ -38,7 +38,7 @@ _NOT_A_HANDLER_RUN = frozenset({"lease_lost", "deadline_exceeded", "no_handler",
 
 _ASSIGNED = TaskState.ASSIGNED
 _SUCCEEDED = TaskState.SUCCEEDED
-_FAILED = TaskState.FAILED
+_CANCELLED = TaskState.CANCELLED
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +89,7 @@ class PhaseLatency:
         if old is not _ASSIGNED:
             return  # cancelled or expired while queued: no attempt to measure
         state = rec.state
-        if state is not _SUCCEEDED and state is not _FAILED:
+        if state is _CANCELLED:
             return
         assigned = rec.assigned_at
         if assigned is None:  # cannot happen for a task leaving ASSIGNED
@@ -101,7 +101,7 @@ class PhaseLatency:
         counts[ROUND_TRIP * n + bisect_left(b, v)] += 1
         sums[ROUND_TRIP] += v
         o = rec.outcome
-        if o is None or o.cache_hit or (state is _FAILED and o.error_type in _NOT_A_HANDLER_RUN):
+        if o is None or o.cache_hit or (state is not _SUCCEEDED and o.error_type in _NOT_A_HANDLER_RUN):
             return
         v = o.duration_us / 1e6
         counts[HANDLER * n + bisect_left(b, v)] += 1

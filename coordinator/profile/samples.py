@@ -54,6 +54,7 @@ COARSE_PER_S = 8
 
 _CANCELLED = TaskState.CANCELLED
 _FAILED = TaskState.FAILED
+_DEAD_LETTER = TaskState.DEAD_LETTER
 # The error type of tasks whose deadline passed while they waited in the queue.
 EXPIRED_IN_QUEUE = "expired_in_queue"
 # Failures the coordinator made on an agent's behalf carry no agent timing.
@@ -209,7 +210,7 @@ class Recorder:
             o = rec.outcome
             if o is None:
                 continue
-            if state is _FAILED:
+            if state is _FAILED or state is _DEAD_LETTER:
                 failed = True
                 err = o.error_type or "error"
                 agent = rec.last_agent if err == "lease_lost" else rec.agent_id

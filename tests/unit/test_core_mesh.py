@@ -197,14 +197,14 @@ def test_leases_expire_in_the_order_agents_fell_silent(core: MeshCore) -> None:
     assert core.registry.live() == []
 
 
-def test_max_attempts_fails_a_task_that_kills_its_agents(core: MeshCore) -> None:
+def test_max_attempts_dead_letters_a_task_that_kills_its_agents(core: MeshCore) -> None:
     [s] = core.submit([spec(max_attempts=2)], 0)
     for t in range(2):
         a, _ = core.register(reg(f"a{t}", capacity=1), t)
         core.dispatch(t)
         core.disconnect(a.agent_id, a.session, t + 0.5)
     rec = core.get(s.task_id)
-    assert rec.state == TaskState.FAILED and rec.outcome is not None
+    assert rec.state == TaskState.DEAD_LETTER and rec.outcome is not None
     assert rec.outcome.error_type == "lease_lost" and rec.history == ["a0", "a1"]
 
 

@@ -121,7 +121,8 @@ def test_snapshot_reads_queue_agents_counters_and_cache() -> None:
     core, latency = _busy_core()
     snap = take_snapshot(core, latency, now=2.0)
     assert snap.queue_depth == 1 and dict(snap.queued_by_kind) == {"ocr": 1}
-    assert dict(snap.tasks_by_state) == {"pending": 1, "assigned": 3, "succeeded": 1, "failed": 0, "cancelled": 0}
+    assert dict(snap.tasks_by_state) == {"pending": 1, "assigned": 3, "succeeded": 1, "failed": 0, "cancelled": 0,
+                                       "dead_letter": 0}
     assert dict(snap.counters)["submitted"] == 5 and dict(snap.counters)["succeeded"] == 1
     assert dict(snap.agents_by_state) == {"ready": 1, "draining": 1}
     assert snap.capacity_slots == 6 and snap.in_flight == 3
