@@ -39,7 +39,7 @@ _SAFE_DIR_CHARS = re.compile(r"[^A-Za-z0-9._-]")
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """How a sidecar caches task results (see agent_sidecar/README.md, "Result cache")."""
+    """How a sidecar caches task results (see docs/cache.md)."""
 
     # False: no cache at all; cache keys are ignored and every task runs.
     enabled: bool = True
