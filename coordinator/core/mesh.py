@@ -36,6 +36,7 @@ from coordinator.core.model import (
     TaskState,
 )
 from coordinator.core.queue import TaskQueue
+from coordinator.core.recovery import Orphans, Restored, Saved, rebuild
 from coordinator.core.registry import Registry, RouteKey
 from coordinator.core.results import Results
 from coordinator.core.retry import Retries, RetryConfig, Verdict, check_requeue, retry_reason
@@ -96,6 +97,7 @@ class MeshCore:
         self._complete = Results(self._tasks, self.feedback, self.counters, self._settle).complete
         self._last_tick: float | None = None
         self._dispatch_rate = 0.0  # tasks/s over all tenants, smoothed (for retry hints)
+        self._orphans = Orphans()
 
     @property
     def strategy(self) -> Strategy:
@@ -251,6 +253,8 @@ class MeshCore:
             self.registry.remove(old, now)
         agent = self.registry.add(reg, now)
         self.feedback.on_register(agent, now)
+        if self._orphans:
+            self._adopt(agent, reg.held, now)
         return agent, old
 
     def disconnect(self, agent_id: str, session: int, now: float) -> None:
@@ -308,17 +312,21 @@ class MeshCore:
             rec = self._tasks.get(task_id)
             if rec is None or rec.state != TaskState.ASSIGNED or rec.attempt != attempt or rec.agent_id != agent.agent_id:
                 continue
-            rec.last_agent = agent.agent_id
-            rec.last_failure = None  # the attempt reported nothing (tracing tells the two apart)
-            if rec.attempt - rec.run_start >= rec.max_attempts:
-                # A task that keeps killing its agents is the classic poison message.
-                rec.agent_id = ""
-                msg = f"lost after {rec.attempt} attempt(s): every agent holding it went away"
-                self._finish(rec, TaskState.DEAD_LETTER, Outcome(error=msg, error_type="lease_lost"), now)
-                continue
-            self._pend(rec, now)
+            self._lease_lost(rec, now)
         agent.in_flight.clear()
         agent.credits = 0
+
+    def _lease_lost(self, rec: TaskRecord, now: float) -> None:
+        """The task's holder is gone: back to wait for another attempt, or a dead letter on its last."""
+        rec.last_agent = rec.agent_id
+        rec.last_failure = None  # the attempt reported nothing (tracing tells the two apart)
+        if rec.attempt - rec.run_start >= rec.max_attempts:
+            # A task that keeps killing its agents is the classic poison message.
+            rec.agent_id = ""
+            msg = f"lost after {rec.attempt} attempt(s): every agent holding it went away"
+            self._finish(rec, TaskState.DEAD_LETTER, Outcome(error=msg, error_type="lease_lost"), now)
+            return
+        self._pend(rec, now)
 
     # -- retries (the policy is in retry.py) --------------------------------------
 
@@ -353,6 +361,50 @@ class MeshCore:
         else:
             self._retries.forget(rec)
 
+    # -- recovery (see recovery.py) ---------------------------------------------
+
+    def restore(self, saved: Saved, now: float) -> Restored:
+        """Rebuild from a journal, before any task or agent arrives. Listeners
+        are not told: nothing changed, the journal holds it already."""
+        if self._tasks or self.registry.live():
+            raise RuntimeError("restore needs a core with no tasks and no agents")
+        r = rebuild(saved)
+        self._prefix = saved.id_prefix or self._prefix
+        self._seq = max(self._seq, r.last_seq)
+        self._tasks.update(r.tasks)
+        self._idem.update(r.idem)
+        for rec in r.tasks.values():
+            self._state_counts[rec.state] += 1
+        for rec in r.pending:
+            self._queue.push(rec)
+        for rec, due in r.backoff:
+            self._retries.hold(rec, due)
+        self._finished.update((rec.task_id, rec) for rec in r.finished)
+        expires_at = now + self.config.lease_timeout_s
+        for rec in r.assigned:
+            self._orphans.hold(rec.agent_id, rec.task_id, rec.attempt, expires_at)
+        self._deadlines = r.deadlines
+        return r.report
+
+    def _adopt(self, agent: AgentRecord, held: Iterable[TaskRef], now: float) -> None:
+        """The agent's new session takes over the orphaned leases it says it
+        holds; the ones it does not claim are lost at once."""
+        leases = self._orphans.claim(agent.agent_id)
+        for task_id, attempt in held:
+            rec = self._tasks.get(task_id)
+            if (rec is not None and leases.get(task_id) == attempt
+                    and Orphans.still_orphaned(rec, agent.agent_id, attempt)):
+                del leases[task_id]
+                rec.session = agent.session
+                agent.in_flight[task_id] = attempt
+        self._orphaned_leases_lost(agent.agent_id, leases, now)
+
+    def _orphaned_leases_lost(self, agent_id: str, leases: dict[str, int], now: float) -> None:
+        for task_id, attempt in leases.items():
+            rec = self._tasks.get(task_id)
+            if rec is not None and Orphans.still_orphaned(rec, agent_id, attempt):
+                self._lease_lost(rec, now)
+
     # -- dispatch -----------------------------------------------------------------
 
     def dispatch(self, now: float) -> dict[str, list[TaskRecord]]:
@@ -381,6 +433,8 @@ class MeshCore:
         for agent in expired:
             self._revoke(agent, now)
             self.registry.remove(agent, now)
+        for agent_id, leases in self._orphans.expired(now):
+            self._orphaned_leases_lost(agent_id, leases, now)
         for rec in self._retries.due(now):
             self._queue.push(rec)
         self._expire_deadlines(now)

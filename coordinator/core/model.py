@@ -216,6 +216,10 @@ class Registration:
     version: str
     credits: int
     peer: str = ""
+    # (task_id, attempt) of the assignments the agent still holds from before
+    # it registered: after a coordinator restart its new session adopts those
+    # it held under the recovered leases (see coordinator/core/recovery.py).
+    held: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True)

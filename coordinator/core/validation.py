@@ -117,4 +117,6 @@ def check_registration(reg: Registration, limits: Limits) -> None:
         raise invalid("register.capacity", f"{reg.capacity} is outside 1..{MAX_CAPACITY}")
     if reg.credits > reg.capacity:
         raise invalid("register.credits", f"{reg.credits} is more than capacity {reg.capacity}")
+    if len(reg.held) > reg.capacity:
+        raise invalid("register.held", f"{len(reg.held)} tasks is more than capacity {reg.capacity}")
     check_name("register.version", reg.version, required=False)
