@@ -43,12 +43,12 @@ def restarted(core: MeshCore, now: float) -> MeshCore:
 
 def order_of_dispatch(core: MeshCore, now: float) -> list[str]:
     """Ids in the order one agent with one slot is handed them."""
-    core.register(reg("drain", capacity=1), now)
+    drain, _ = core.register(reg("drain", capacity=1), now)
     out: list[str] = []
     while core.queue_depth:
         [rec] = core.dispatch(now)["drain"]
         out.append(rec.task_id)
-        core.frame("drain", core.registry.get("drain").session, now, [ok(rec.task_id, rec.attempt)], credits=1)
+        core.frame("drain", drain.session, now, [ok(rec.task_id, rec.attempt)], credits=1)
     return out
 
 
@@ -60,9 +60,9 @@ def test_pending_tasks_come_back_in_the_order_they_would_have_run() -> None:
             t += 0.5
             core.submit([TaskSpec(kind="k", tenant=tenant, priority=prio)], t)
     # A lost lease puts a task back at the end of its wait.
-    core.register(reg("x", capacity=1), t)
+    x, _ = core.register(reg("x", capacity=1), t)
     [lost] = core.dispatch(t)["x"]
-    core.disconnect("x", core.registry.get("x").session, t + 1)
+    core.disconnect("x", x.session, t + 1)
     again = restarted(core, 20.0)
     assert again.queue_depth == core.queue_depth == 10
     assert again.get(lost.task_id).attempt == 1 and again.get(lost.task_id).last_agent == "x"
