@@ -192,6 +192,7 @@ def registration_from_proto(r: mesh_pb2.Register, peer: str) -> Registration:
         version=r.version,
         credits=r.credits,
         peer=peer,
+        held=tuple((h.task_id, h.attempt) for h in r.held),
     )
 
 

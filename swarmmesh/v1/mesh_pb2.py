@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmmesh.v1 import types_pb2 as swarmmesh_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17swarmmesh/v1/mesh.proto\x12\x0cswarmmesh.v1\x1a\x18swarmmesh/v1/types.proto\"\xf2\x01\n\x0cSidecarFrame\x12(\n\x08register\x18\x01 \x01(\x0b\x32\x16.swarmmesh.v1.Register\x12)\n\x07results\x18\x02 \x03(\x0b\x32\x18.swarmmesh.v1.TaskResult\x12\x0f\n\x07\x63redits\x18\x03 \x01(\r\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x17.swarmmesh.v1.Heartbeat\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12>\n\x14invalidation_reports\x18\x06 \x03(\x0b\x32 .swarmmesh.v1.InvalidationReport\"\xea\x01\n\x08Register\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".swarmmesh.v1.Register.LabelsEntry\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\r\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x0f\n\x07\x63redits\x18\x06 \x01(\r\x12\x13\n\x0b\x63\x61\x63he_epoch\x18\x07 \x01(\t\x12\x11\n\tcache_seq\x18\x08 \x01(\x04\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"\xd6\x01\n\tHeartbeat\x12\x11\n\tin_flight\x18\x01 \x01(\r\x12\x12\n\nfree_slots\x18\x02 \x01(\r\x12,\n\tlatencies\x18\x03 \x03(\x0b\x32\x19.swarmmesh.v1.KindLatency\x12\x18\n\x10memory_rss_bytes\x18\x04 \x01(\x04\x12\'\n\x05\x63\x61\x63he\x18\x05 \x01(\x0b\x32\x18.swarmmesh.v1.CacheStats\x12\x31\n\x0b\x61llocations\x18\x06 \x03(\x0b\x32\x1c.swarmmesh.v1.AllocationSite\"\x82\x01\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.swarmmesh.v1.TaskState\x12*\n\x07outcome\x18\x04 \x01(\x0b\x32\x19.swarmmesh.v1.TaskOutcome\"\x92\x02\n\x10\x43oordinatorFrame\x12,\n\nregistered\x18\x01 \x01(\x0b\x32\x18.swarmmesh.v1.Registered\x12-\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x18.swarmmesh.v1.Assignment\x12%\n\x04\x61\x63ks\x18\x03 \x03(\x0b\x32\x17.swarmmesh.v1.ResultAck\x12&\n\x07\x63\x61ncels\x18\x04 \x03(\x0b\x32\x15.swarmmesh.v1.TaskRef\x12\r\n\x05\x64rain\x18\x05 \x01(\x08\x12\x10\n\x08recorded\x18\x06 \x01(\r\x12\x31\n\rinvalidations\x18\x07 \x03(\x0b\x32\x1a.swarmmesh.v1.Invalidation\"\xb3\x01\n\nRegistered\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x04\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\x12\x18\n\x10lease_timeout_ms\x18\x04 \x01(\r\x12\x1a\n\x12invalidation_epoch\x18\x05 \x01(\t\x12\x18\n\x10invalidation_seq\x18\x06 \x01(\x04\x12\x13\n\x0b\x63lear_cache\x18\x07 \x01(\x08\"\xba\x02\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\x12\x11\n\tcache_key\x18\x07 \x01(\t\x12\x14\n\x0c\x64\x65pendencies\x18\x08 \x03(\t\x12\x41\n\rtrace_context\x18\t \x03(\x0b\x32*.swarmmesh.v1.Assignment.TraceContextEntry\x12\x0e\n\x06tenant\x18\n \x01(\t\x12\x10\n\x08priority\x18\x0b \x01(\x05\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cInvalidation\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x14\n\x0c\x64\x65pendencies\x18\x02 \x03(\t\"2\n\x12InvalidationReport\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"+\n\x07TaskRef\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"L\n\tResultAck\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t2X\n\x0bMeshService\x12I\n\x07\x43onnect\x12\x1a.swarmmesh.v1.SidecarFrame\x1a\x1e.swarmmesh.v1.CoordinatorFrame(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17swarmmesh/v1/mesh.proto\x12\x0cswarmmesh.v1\x1a\x18swarmmesh/v1/types.proto\"\xf2\x01\n\x0cSidecarFrame\x12(\n\x08register\x18\x01 \x01(\x0b\x32\x16.swarmmesh.v1.Register\x12)\n\x07results\x18\x02 \x03(\x0b\x32\x18.swarmmesh.v1.TaskResult\x12\x0f\n\x07\x63redits\x18\x03 \x01(\r\x12*\n\theartbeat\x18\x04 \x01(\x0b\x32\x17.swarmmesh.v1.Heartbeat\x12\x10\n\x08\x64raining\x18\x05 \x01(\x08\x12>\n\x14invalidation_reports\x18\x06 \x03(\x0b\x32 .swarmmesh.v1.InvalidationReport\"\x8f\x02\n\x08Register\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x32\n\x06labels\x18\x02 \x03(\x0b\x32\".swarmmesh.v1.Register.LabelsEntry\x12\r\n\x05kinds\x18\x03 \x03(\t\x12\x10\n\x08\x63\x61pacity\x18\x04 \x01(\r\x12\x0f\n\x07version\x18\x05 \x01(\t\x12\x0f\n\x07\x63redits\x18\x06 \x01(\r\x12\x13\n\x0b\x63\x61\x63he_epoch\x18\x07 \x01(\t\x12\x11\n\tcache_seq\x18\x08 \x01(\x04\x12#\n\x04held\x18\t \x03(\x0b\x32\x15.swarmmesh.v1.TaskRef\x1a-\n\x0bLabelsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\r:\x02\x38\x01\"\xd6\x01\n\tHeartbeat\x12\x11\n\tin_flight\x18\x01 \x01(\r\x12\x12\n\nfree_slots\x18\x02 \x01(\r\x12,\n\tlatencies\x18\x03 \x03(\x0b\x32\x19.swarmmesh.v1.KindLatency\x12\x18\n\x10memory_rss_bytes\x18\x04 \x01(\x04\x12\'\n\x05\x63\x61\x63he\x18\x05 \x01(\x0b\x32\x18.swarmmesh.v1.CacheStats\x12\x31\n\x0b\x61llocations\x18\x06 \x03(\x0b\x32\x1c.swarmmesh.v1.AllocationSite\"\x82\x01\n\nTaskResult\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.swarmmesh.v1.TaskState\x12*\n\x07outcome\x18\x04 \x01(\x0b\x32\x19.swarmmesh.v1.TaskOutcome\"\x92\x02\n\x10\x43oordinatorFrame\x12,\n\nregistered\x18\x01 \x01(\x0b\x32\x18.swarmmesh.v1.Registered\x12-\n\x0b\x61ssignments\x18\x02 \x03(\x0b\x32\x18.swarmmesh.v1.Assignment\x12%\n\x04\x61\x63ks\x18\x03 \x03(\x0b\x32\x17.swarmmesh.v1.ResultAck\x12&\n\x07\x63\x61ncels\x18\x04 \x03(\x0b\x32\x15.swarmmesh.v1.TaskRef\x12\r\n\x05\x64rain\x18\x05 \x01(\x08\x12\x10\n\x08recorded\x18\x06 \x01(\r\x12\x31\n\rinvalidations\x18\x07 \x03(\x0b\x32\x1a.swarmmesh.v1.Invalidation\"\xb3\x01\n\nRegistered\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\x12\x0f\n\x07session\x18\x02 \x01(\x04\x12\x1d\n\x15heartbeat_interval_ms\x18\x03 \x01(\r\x12\x18\n\x10lease_timeout_ms\x18\x04 \x01(\r\x12\x1a\n\x12invalidation_epoch\x18\x05 \x01(\t\x12\x18\n\x10invalidation_seq\x18\x06 \x01(\x04\x12\x13\n\x0b\x63lear_cache\x18\x07 \x01(\x08\"\xba\x02\n\nAssignment\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0f\n\x07payload\x18\x04 \x01(\x0c\x12\x14\n\x0c\x63ontent_type\x18\x05 \x01(\t\x12\x12\n\ntimeout_ms\x18\x06 \x01(\r\x12\x11\n\tcache_key\x18\x07 \x01(\t\x12\x14\n\x0c\x64\x65pendencies\x18\x08 \x03(\t\x12\x41\n\rtrace_context\x18\t \x03(\x0b\x32*.swarmmesh.v1.Assignment.TraceContextEntry\x12\x0e\n\x06tenant\x18\n \x01(\t\x12\x10\n\x08priority\x18\x0b \x01(\x05\x1a\x33\n\x11TraceContextEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"1\n\x0cInvalidation\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x14\n\x0c\x64\x65pendencies\x18\x02 \x03(\t\"2\n\x12InvalidationReport\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\"+\n\x07TaskRef\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\"L\n\tResultAck\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0f\n\x07\x61ttempt\x18\x02 \x01(\r\x12\x0c\n\x04\x63ode\x18\x03 \x01(\x05\x12\x0f\n\x07message\x18\x04 \x01(\t2X\n\x0bMeshService\x12I\n\x07\x43onnect\x12\x1a.swarmmesh.v1.SidecarFrame\x1a\x1e.swarmmesh.v1.CoordinatorFrame(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,29 +39,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SIDECARFRAME']._serialized_start=68
   _globals['_SIDECARFRAME']._serialized_end=310
   _globals['_REGISTER']._serialized_start=313
-  _globals['_REGISTER']._serialized_end=547
-  _globals['_REGISTER_LABELSENTRY']._serialized_start=502
-  _globals['_REGISTER_LABELSENTRY']._serialized_end=547
-  _globals['_HEARTBEAT']._serialized_start=550
-  _globals['_HEARTBEAT']._serialized_end=764
-  _globals['_TASKRESULT']._serialized_start=767
-  _globals['_TASKRESULT']._serialized_end=897
-  _globals['_COORDINATORFRAME']._serialized_start=900
-  _globals['_COORDINATORFRAME']._serialized_end=1174
-  _globals['_REGISTERED']._serialized_start=1177
-  _globals['_REGISTERED']._serialized_end=1356
-  _globals['_ASSIGNMENT']._serialized_start=1359
-  _globals['_ASSIGNMENT']._serialized_end=1673
-  _globals['_ASSIGNMENT_TRACECONTEXTENTRY']._serialized_start=1622
-  _globals['_ASSIGNMENT_TRACECONTEXTENTRY']._serialized_end=1673
-  _globals['_INVALIDATION']._serialized_start=1675
-  _globals['_INVALIDATION']._serialized_end=1724
-  _globals['_INVALIDATIONREPORT']._serialized_start=1726
-  _globals['_INVALIDATIONREPORT']._serialized_end=1776
-  _globals['_TASKREF']._serialized_start=1778
-  _globals['_TASKREF']._serialized_end=1821
-  _globals['_RESULTACK']._serialized_start=1823
-  _globals['_RESULTACK']._serialized_end=1899
-  _globals['_MESHSERVICE']._serialized_start=1901
-  _globals['_MESHSERVICE']._serialized_end=1989
+  _globals['_REGISTER']._serialized_end=584
+  _globals['_REGISTER_LABELSENTRY']._serialized_start=539
+  _globals['_REGISTER_LABELSENTRY']._serialized_end=584
+  _globals['_HEARTBEAT']._serialized_start=587
+  _globals['_HEARTBEAT']._serialized_end=801
+  _globals['_TASKRESULT']._serialized_start=804
+  _globals['_TASKRESULT']._serialized_end=934
+  _globals['_COORDINATORFRAME']._serialized_start=937
+  _globals['_COORDINATORFRAME']._serialized_end=1211
+  _globals['_REGISTERED']._serialized_start=1214
+  _globals['_REGISTERED']._serialized_end=1393
+  _globals['_ASSIGNMENT']._serialized_start=1396
+  _globals['_ASSIGNMENT']._serialized_end=1710
+  _globals['_ASSIGNMENT_TRACECONTEXTENTRY']._serialized_start=1659
+  _globals['_ASSIGNMENT_TRACECONTEXTENTRY']._serialized_end=1710
+  _globals['_INVALIDATION']._serialized_start=1712
+  _globals['_INVALIDATION']._serialized_end=1761
+  _globals['_INVALIDATIONREPORT']._serialized_start=1763
+  _globals['_INVALIDATIONREPORT']._serialized_end=1813
+  _globals['_TASKREF']._serialized_start=1815
+  _globals['_TASKREF']._serialized_end=1858
+  _globals['_RESULTACK']._serialized_start=1860
+  _globals['_RESULTACK']._serialized_end=1936
+  _globals['_MESHSERVICE']._serialized_start=1938
+  _globals['_MESHSERVICE']._serialized_end=2026
 # @@protoc_insertion_point(module_scope)

@@ -24,7 +24,7 @@ class SidecarFrame(_message.Message):
     def __init__(self, register: _Optional[_Union[Register, _Mapping]] = ..., results: _Optional[_Iterable[_Union[TaskResult, _Mapping]]] = ..., credits: _Optional[int] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., draining: _Optional[bool] = ..., invalidation_reports: _Optional[_Iterable[_Union[InvalidationReport, _Mapping]]] = ...) -> None: ...
 
 class Register(_message.Message):
-    __slots__ = ("agent_id", "labels", "kinds", "capacity", "version", "credits", "cache_epoch", "cache_seq")
+    __slots__ = ("agent_id", "labels", "kinds", "capacity", "version", "credits", "cache_epoch", "cache_seq", "held")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -40,6 +40,7 @@ class Register(_message.Message):
     CREDITS_FIELD_NUMBER: _ClassVar[int]
     CACHE_EPOCH_FIELD_NUMBER: _ClassVar[int]
     CACHE_SEQ_FIELD_NUMBER: _ClassVar[int]
+    HELD_FIELD_NUMBER: _ClassVar[int]
     agent_id: str
     labels: _containers.ScalarMap[str, int]
     kinds: _containers.RepeatedScalarFieldContainer[str]
@@ -48,7 +49,8 @@ class Register(_message.Message):
     credits: int
     cache_epoch: str
     cache_seq: int
-    def __init__(self, agent_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, int]] = ..., kinds: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., version: _Optional[str] = ..., credits: _Optional[int] = ..., cache_epoch: _Optional[str] = ..., cache_seq: _Optional[int] = ...) -> None: ...
+    held: _containers.RepeatedCompositeFieldContainer[TaskRef]
+    def __init__(self, agent_id: _Optional[str] = ..., labels: _Optional[_Mapping[str, int]] = ..., kinds: _Optional[_Iterable[str]] = ..., capacity: _Optional[int] = ..., version: _Optional[str] = ..., credits: _Optional[int] = ..., cache_epoch: _Optional[str] = ..., cache_seq: _Optional[int] = ..., held: _Optional[_Iterable[_Union[TaskRef, _Mapping]]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("in_flight", "free_slots", "latencies", "memory_rss_bytes", "cache", "allocations")

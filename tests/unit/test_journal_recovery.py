@@ -8,6 +8,8 @@ from coordinator.core.mesh import CoreConfig, MeshCore
 from coordinator.core.model import CoreError, Outcome, Registration, ResultIn, StatusCode, TaskSpec, TaskState
 from coordinator.core.recovery import Saved, SavedTask
 from coordinator.core.retry import RetryConfig, RetryPolicy
+from coordinator.service.convert import registration_from_proto
+from swarmmesh.v1 import mesh_pb2
 
 
 def reg(agent_id: str, capacity: int = 4, held: tuple[tuple[str, int], ...] = ()) -> Registration:
@@ -228,3 +230,8 @@ def test_a_retry_waiting_out_its_backoff_still_waits_after_a_restart() -> None:
     again.tick(due)
     [got] = again.dispatch(due)["b"]
     assert (got.task_id, got.attempt) == (s.task_id, 2)
+
+
+def test_register_held_reaches_the_core_as_task_refs() -> None:
+    msg = mesh_pb2.Register(agent_id="a", capacity=2, credits=1, held=[mesh_pb2.TaskRef(task_id="t", attempt=3)])
+    assert registration_from_proto(msg, "peer").held == (("t", 3),)
