@@ -19,6 +19,7 @@ from swarmmesh._cli_commands import (
     cmd_drain,
     cmd_invalidate,
     cmd_profile,
+    cmd_requeue,
     cmd_stats,
     cmd_submit,
     cmd_task,
@@ -190,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="S",
-        help="pending, assigned, succeeded, failed, cancelled (repeatable or comma-separated)",
+        help="pending, assigned, succeeded, failed, cancelled, dead_letter (repeatable or comma-separated)",
     )
     p.add_argument("--kind", default="", help="only this kind")
     p.add_argument("--tenant", default="", help="only this tenant")
@@ -213,6 +214,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("cancel", parents=[common, output], help="cancel tasks")
     p.add_argument("task_ids", metavar="ID", nargs="+")
     p.set_defaults(func=client_command(cmd_cancel))
+
+    p = sub.add_parser(
+        "requeue",
+        parents=[common, output],
+        help="send dead letters back to the queue",
+        description="Send DEAD_LETTER tasks (failed with an error their kind retries, every attempt spent) "
+        "back to the queue, each with a new run of attempts. With IDs, all or nothing: an unknown id or a "
+        "task that is not a dead letter fails the whole request.",
+    )
+    p.add_argument("task_ids", metavar="ID", nargs="*", help="a dead letter's task id")
+    p.add_argument("--all-dead", action="store_true", help="every dead letter (newest first, up to --limit)")
+    p.add_argument("--kind", default="", help="with --all-dead: only this kind")
+    p.add_argument("--tenant", default="", help="with --all-dead: only this tenant")
+    p.add_argument(
+        "--limit", type=positive_int, default=0, metavar="N",
+        help="with --all-dead: at most N (default 1000, at most 10000)",
+    )
+    p.set_defaults(func=client_command(cmd_requeue))
 
     p = sub.add_parser("agents", parents=[common, output], help="list agents")
     p.add_argument("--all", dest="include_gone", action="store_true", help="include agents that are gone")

@@ -166,6 +166,24 @@ async def cmd_cancel(client: AsyncClient, ns: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_requeue(client: AsyncClient, ns: argparse.Namespace) -> int:
+    if bool(ns.task_ids) == ns.all_dead:
+        raise CLIError("name the dead letters to requeue (ID...) or give --all-dead, one of the two")
+    if ns.task_ids and (ns.kind or ns.tenant or ns.limit):
+        raise CLIError("--kind, --tenant and --limit choose dead letters for --all-dead; with IDs leave them out")
+    page = await client.requeue(
+        ns.task_ids, all_dead_letters=ns.all_dead, kind=ns.kind, tenant=ns.tenant, limit=ns.limit
+    )
+    if ns.output_json:
+        print(render.dumps({"tasks": page.tasks, "total": page.total}))
+    elif not page.tasks:
+        print("no dead letters to requeue")
+    else:
+        print(render.tasks_table(page.tasks))
+        print(f"\nrequeued {len(page.tasks)} of {page.total} dead letter(s)")
+    return EXIT_OK
+
+
 async def cmd_agents(client: AsyncClient, ns: argparse.Namespace) -> int:
     agents = await client.agents(include_gone=ns.include_gone)
     _emit(ns, render.agents_table(agents) if agents else "no agents connected", agents)

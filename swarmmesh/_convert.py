@@ -296,6 +296,9 @@ def stats_from_proto(msg: tasks_pb2.ClusterStats) -> ClusterStats:
         invalidation_epoch=msg.invalidation_epoch,
         invalidation_seq=msg.invalidation_seq,
         warmups_total=msg.warmups_total,
+        retried_total=msg.retried_total,
+        dead_lettered_total=msg.dead_lettered_total,
+        requeued_total=msg.requeued_total,
     )
 
 

@@ -254,6 +254,8 @@ def stats_text(stats: ClusterStats) -> str:
         ("succeeded", stats.succeeded_total),
         ("failed", stats.failed_total),
         ("cancelled", stats.cancelled_total),
+        ("dead letters", f"{stats.dead_lettered_total} ({stats.retried_total} attempts retried, "
+                         f"{stats.requeued_total} requeued)"),
         ("deduplicated", stats.deduplicated_total),
         ("reassigned", stats.reassigned_total),
         ("stale results", stats.stale_results_total),

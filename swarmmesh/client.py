@@ -306,6 +306,33 @@ class AsyncClient(Connection):
         response = await self._unary("CancelTasks", tasks_pb2.CancelTasksRequest(task_ids=ids))
         return [_convert.task_from_proto(t) for t in response.tasks]
 
+    async def requeue(
+        self,
+        task_ids: str | Iterable[str] = (),
+        *,
+        all_dead_letters: bool = False,
+        kind: str = "",
+        tenant: str = "",
+        limit: int = 0,
+    ) -> TaskPage:
+        """Send dead letters (DEAD_LETTER tasks) back to the queue, each with a new run of attempts.
+
+        Either ``task_ids`` (1..10000; all or nothing: an unknown id raises
+        NotFound, a task that is not a dead letter FailedPrecondition), or
+        ``all_dead_letters=True``: the newest ``limit`` dead letters (0 = 1000,
+        at most 10000) of ``kind`` and ``tenant`` (empty = any). Returns the
+        requeued tasks, and how many dead letters matched in all.
+        """
+        request = tasks_pb2.RequeueTasksRequest(
+            task_ids=task_ids_of(task_ids, "requeue"),
+            all_dead_letters=all_dead_letters,
+            kind=kind,
+            tenant=tenant,
+            limit=limit,
+        )
+        response = await self._unary("RequeueTasks", request)
+        return TaskPage(tasks=tuple(_convert.task_from_proto(t) for t in response.tasks), total=response.total)
+
     async def agents(self, include_gone: bool = False) -> list[AgentInfo]:
         response = await self._unary("ListAgents", tasks_pb2.ListAgentsRequest(include_gone=include_gone))
         return [_convert.agent_from_proto(a) for a in response.agents]

@@ -233,6 +233,20 @@ class Client:
     def cancel(self, task_ids: str | Iterable[str]) -> list[TaskInfo]:
         return self._run(self._async.cancel(task_ids_of(task_ids, "cancel")))
 
+    def requeue(
+        self,
+        task_ids: str | Iterable[str] = (),
+        *,
+        all_dead_letters: bool = False,
+        kind: str = "",
+        tenant: str = "",
+        limit: int = 0,
+    ) -> TaskPage:
+        """Send dead letters back to the queue (see :meth:`AsyncClient.requeue`)."""
+        return self._run(self._async.requeue(
+            task_ids_of(task_ids, "requeue"), all_dead_letters=all_dead_letters, kind=kind, tenant=tenant, limit=limit
+        ))
+
     def agents(self, include_gone: bool = False) -> list[AgentInfo]:
         return self._run(self._async.agents(include_gone))
 

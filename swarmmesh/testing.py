@@ -300,7 +300,8 @@ class FakeCoordinator:
     Task ids are ``t1``, ``t2`` ... in order of acceptance. Set the attributes
     to shape the answers: ``states`` (task id -> ``TASK_STATE_*`` it finishes
     in), ``unknown`` (ids that answer NOT_FOUND), ``listed``/``listed_total``
-    (what ``ListTasks`` returns), ``agents``, ``stats``, the watch limits,
+    (what ``ListTasks`` returns, and the dead letters ``RequeueTasks`` with
+    ``all_dead_letters`` sends back), ``agents``, ``stats``, the watch limits,
     ``failing`` (RPC name -> the error each call of it raises),
     ``session_script`` and ``watch_script`` (how the next streams behave).
     """
@@ -393,6 +394,17 @@ class FakeCoordinator:
         self._called("CancelTasks", request)
         return tasks_pb2.CancelTasksResponse(
             tasks=[finished_task(i, types_pb2.TASK_STATE_CANCELLED) for i in request.task_ids]
+        )
+
+    async def RequeueTasks(self, request: Any, **_kw: Any) -> Any:
+        self._called("RequeueTasks", request)
+        for task_id in request.task_ids:
+            if task_id in self.unknown:
+                raise rpc_error(grpc.StatusCode.NOT_FOUND, _unknown(task_id))
+        ids = list(request.task_ids) if not request.all_dead_letters else [t.task_id for t in self.listed]
+        total = len(ids) if self.listed_total is None or not request.all_dead_letters else self.listed_total
+        return tasks_pb2.RequeueTasksResponse(
+            tasks=[types_pb2.Task(task_id=i, state=types_pb2.TASK_STATE_PENDING) for i in ids], total=total
         )
 
     async def ListAgents(self, request: Any, **_kw: Any) -> Any:

@@ -66,6 +66,9 @@ class TaskState(enum.StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    #: failed with an error its kind retries, every attempt spent (or lost with
+    #: every agent that held it); ``requeue`` sends it back.
+    DEAD_LETTER = "DEAD_LETTER"
 
     @property
     def is_terminal(self) -> bool:
@@ -73,10 +76,10 @@ class TaskState(enum.StrEnum):
 
     @classmethod
     def parse(cls, value: str | TaskState) -> TaskState:
-        """Accept ``"failed"``, ``"FAILED"`` or ``"TASK_STATE_FAILED"``."""
+        """Accept ``"failed"``, ``"FAILED"`` or ``"TASK_STATE_FAILED"`` (and ``"dead-letter"``)."""
         if isinstance(value, TaskState):
             return value
-        name = value.strip().upper().removeprefix("TASK_STATE_")
+        name = value.strip().upper().replace("-", "_").removeprefix("TASK_STATE_")
         if name == "CANCELED":
             name = "CANCELLED"
         try:
@@ -86,7 +89,7 @@ class TaskState(enum.StrEnum):
             raise ValueError(f"unknown task state {value!r} (choose from {choices})") from None
 
 
-_TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED})
+_TERMINAL = frozenset({TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED, TaskState.DEAD_LETTER})
 
 
 class AgentState(enum.StrEnum):
@@ -158,7 +161,8 @@ class TaskInfo:
     task_id: str
     state: TaskState
     spec: TaskSpec
-    #: 1 for the first hand-out, +1 for each re-assignment after a lost lease.
+    #: 1 for the first hand-out, +1 for each one after (a lost lease, or a retry).
+    #: A requeue does not restart it.
     attempt: int = 0
     #: agent holding (ASSIGNED) or having finished (terminal) the task.
     agent_id: str = ""
@@ -215,7 +219,7 @@ class TaskInfo:
 
 @dataclass(frozen=True)
 class TaskPage:
-    """Result of ``list_tasks``: newest first, and how many matched in all."""
+    """Result of ``list_tasks`` and ``requeue``: newest first, and how many matched in all."""
 
     tasks: tuple[TaskInfo, ...]
     total: int
@@ -297,6 +301,10 @@ class ClusterStats:
     invalidation_seq: int = 0
     #: warm-up tasks submitted for popular cache keys.
     warmups_total: int = 0
+    #: failed attempts retried, tasks that became dead letters, dead letters requeued.
+    retried_total: int = 0
+    dead_lettered_total: int = 0
+    requeued_total: int = 0
 
     @property
     def cache(self) -> CacheStats:

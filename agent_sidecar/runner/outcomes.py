@@ -28,6 +28,8 @@ from swarmmesh.v1 import mesh_pb2
 
 # Logged under the runner's name, where these messages have always been.
 log = logging.getLogger("agent_sidecar.runner")
+# Longer error_type attributes are not a class name but something else; they read as handler_error.
+MAX_ERROR_TYPE = 64
 
 
 @dataclass(slots=True)
@@ -70,8 +72,15 @@ def handler_error_result(
         latency.observe(slot.ctx.kind, duration_us, ok=False)
     log.debug("task %s#%d failed in handler", slot.key[0], slot.key[1], exc_info=exc)
     return wire.failure_to_proto(
-        slot.key[0], slot.key[1], f"{type(exc).__name__}: {exc}", wire.ERR_HANDLER, duration_us
+        slot.key[0], slot.key[1], f"{type(exc).__name__}: {exc}", _error_type(exc), duration_us
     )
+
+
+def _error_type(exc: BaseException) -> str:
+    # A handler classifies its failure by giving the exception a short
+    # `error_type` (e.g. "transient"): what a kind's retry policy matches on.
+    named = getattr(exc, "error_type", None)
+    return named if isinstance(named, str) and 0 < len(named) <= MAX_ERROR_TYPE else wire.ERR_HANDLER
 
 
 def deadline_result(

@@ -20,6 +20,7 @@ from swarmmesh.v1 import tasks_pb2, tasks_pb2_grpc, types_pb2
 
 MAX_LIST = 10_000
 MAX_INVALIDATE_WAIT_MS = 60_000
+MAX_REQUEUE_DEFAULT = 1000  # dead letters a RequeueTasks with all_dead_letters and no limit sends back
 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
@@ -49,7 +50,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         if not request.task_id:
             raise invalid("task_id: is required")
         rec = self._core.get(request.task_id)
-        return convert.task_to_proto(rec, pending_reason=self._core.pending_reason(rec),
+        return convert.task_to_proto(rec, pending_reason=self._core.pending_reason(rec, time.time()),
                                      routing_reason=self._core.routing_reason(rec))
 
     @core_errors
@@ -106,6 +107,32 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         return tasks_pb2.CancelTasksResponse(tasks=[convert.task_to_proto(r, payloads=False) for r in recs])
 
     @core_errors
+    async def RequeueTasks(self, request: tasks_pb2.RequeueTasksRequest, context: grpc.aio.ServicerContext
+                           ) -> tasks_pb2.RequeueTasksResponse:
+        ids = list(request.task_ids)
+        if request.all_dead_letters:
+            if ids:
+                raise invalid("task_ids: give either task_ids or all_dead_letters, not both")
+            if request.limit > MAX_LIST:
+                raise invalid(f"limit: {request.limit} is more than {MAX_LIST}")
+            dead, total = self._core.list_tasks((TaskState.DEAD_LETTER,), request.kind, request.tenant, "",
+                                                request.limit or MAX_REQUEUE_DEFAULT)
+            ids = [r.task_id for r in dead]
+        else:
+            if not ids:
+                raise invalid("task_ids: is empty: name at least one task, or set all_dead_letters")
+            if len(ids) > MAX_LIST:
+                raise invalid(f"task_ids: {len(ids)} ids, at most {MAX_LIST} per call")
+            for name in ("kind", "tenant", "limit"):
+                if getattr(request, name):
+                    raise invalid(f"{name}: filters dead letters only with all_dead_letters")
+            total = len(dict.fromkeys(ids))
+        recs = self._core.requeue(ids, time.time())
+        self._agents.schedule_dispatch()
+        return tasks_pb2.RequeueTasksResponse(tasks=[convert.task_to_proto(r, payloads=False) for r in recs],
+                                              total=total)
+
+    @core_errors
     async def ListAgents(self, request: tasks_pb2.ListAgentsRequest, context: grpc.aio.ServicerContext
                          ) -> tasks_pb2.ListAgentsResponse:
         reg = self._core.registry
@@ -142,6 +169,9 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             reassigned_total=c.reassigned,
             deduplicated_total=c.deduplicated,
             evicted_total=c.evicted,
+            retried_total=c.retried,
+            dead_lettered_total=c.dead_lettered,
+            requeued_total=c.requeued,
             uptime_s=time.time() - self._started_at,
             agents=[convert.agent_to_proto(a) for a in live],
             invalidations_total=self._cache_sync.log.appended,

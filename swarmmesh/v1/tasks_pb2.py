@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from swarmmesh.v1 import types_pb2 as swarmmesh_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18swarmmesh/v1/tasks.proto\x12\x0cswarmmesh.v1\x1a\x18swarmmesh/v1/types.proto\";\n\x12SubmitTasksRequest\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.swarmmesh.v1.TaskSpec\"A\n\x13SubmitTasksResponse\x12*\n\x05tasks\x18\x01 \x03(\x0b\x32\x1b.swarmmesh.v1.SubmittedTask\"^\n\rSubmittedTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.swarmmesh.v1.TaskState\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"z\n\x10ListTasksRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.swarmmesh.v1.TaskState\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\"E\n\x11ListTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\x12\r\n\x05total\x18\x02 \x01(\x04\"h\n\x11WatchTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x13\n\x0b\x61ll_updates\x18\x02 \x01(\x08\x12\x15\n\romit_payloads\x18\x03 \x01(\x08\x12\x15\n\rfollow_tenant\x18\x04 \x01(\t\"7\n\x12WatchTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\"&\n\x12\x43\x61ncelTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\"8\n\x13\x43\x61ncelTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\")\n\x11ListAgentsRequest\x12\x14\n\x0cinclude_gone\x18\x01 \x01(\x08\"9\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.swarmmesh.v1.Agent\"%\n\x11\x44rainAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x11\n\x0fGetStatsRequest\":\n\x11InvalidateRequest\x12\x14\n\x0c\x64\x65pendencies\x18\x01 \x03(\t\x12\x0f\n\x07wait_ms\x18\x02 \x01(\r\"|\n\x12InvalidateResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\x12\x17\n\x0f\x61gents_answered\x18\x03 \x01(\r\x12\x14\n\x0c\x61gents_total\x18\x04 \x01(\r\x12\x19\n\x11warmups_submitted\x18\x05 \x01(\r\"\xe4\x04\n\x0c\x43lusterStats\x12\x44\n\x0etasks_by_state\x18\x01 \x03(\x0b\x32,.swarmmesh.v1.ClusterStats.TasksByStateEntry\x12\x13\n\x0bqueue_depth\x18\x02 \x01(\x04\x12\x14\n\x0c\x61gents_ready\x18\x03 \x01(\r\x12\x17\n\x0f\x61gents_draining\x18\x04 \x01(\r\x12\x16\n\x0e\x63\x61pacity_total\x18\x05 \x01(\x04\x12\x11\n\tin_flight\x18\x06 \x01(\x04\x12\x17\n\x0fsubmitted_total\x18\x07 \x01(\x04\x12\x17\n\x0fsucceeded_total\x18\x08 \x01(\x04\x12\x14\n\x0c\x66\x61iled_total\x18\t \x01(\x04\x12\x17\n\x0f\x63\x61ncelled_total\x18\n \x01(\x04\x12\x1b\n\x13stale_results_total\x18\x0b \x01(\x04\x12\x18\n\x10reassigned_total\x18\x0c \x01(\x04\x12\x1a\n\x12\x64\x65\x64uplicated_total\x18\r \x01(\x04\x12\x15\n\revicted_total\x18\x0e \x01(\x04\x12\x10\n\x08uptime_s\x18\x0f \x01(\x01\x12#\n\x06\x61gents\x18\x10 \x03(\x0b\x32\x13.swarmmesh.v1.Agent\x12\x1b\n\x13invalidations_total\x18\x11 \x01(\x04\x12\x1a\n\x12invalidation_epoch\x18\x12 \x01(\t\x12\x18\n\x10invalidation_seq\x18\x13 \x01(\x04\x12\x15\n\rwarmups_total\x18\x14 \x01(\x04\x1a\x33\n\x11TasksByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"|\n\x0eSessionRequest\x12,\n\x07submits\x18\x01 \x03(\x0b\x32\x1b.swarmmesh.v1.SessionSubmit\x12+\n\x07watches\x18\x02 \x03(\x0b\x32\x1a.swarmmesh.v1.SessionWatch\x12\x0f\n\x07unwatch\x18\x03 \x03(\t\"Y\n\rSessionSubmit\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05tasks\x18\x02 \x03(\x0b\x32\x16.swarmmesh.v1.TaskSpec\x12\x15\n\rtrace_decided\x18\x03 \x01(\x08\"C\n\x0cSessionWatch\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x10\n\x08task_ids\x18\x02 \x03(\t\x12\x15\n\romit_payloads\x18\x03 \x01(\x08\"\x96\x01\n\x0fSessionResponse\x12&\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x18.swarmmesh.v1.SessionAck\x12$\n\x08\x66inished\x18\x02 \x03(\x0b\x32\x12.swarmmesh.v1.Task\x12\x35\n\x19\x66inished_without_payloads\x18\x03 \x03(\x0b\x32\x12.swarmmesh.v1.Task\"{\n\nSessionAck\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12*\n\x05tasks\x18\x04 \x03(\x0b\x32\x1b.swarmmesh.v1.SubmittedTask\x12\x16\n\x0eretry_after_ms\x18\x05 \x01(\r2\x8c\x06\n\x0bTaskService\x12R\n\x0bSubmitTasks\x12 .swarmmesh.v1.SubmitTasksRequest\x1a!.swarmmesh.v1.SubmitTasksResponse\x12;\n\x07GetTask\x12\x1c.swarmmesh.v1.GetTaskRequest\x1a\x12.swarmmesh.v1.Task\x12L\n\tListTasks\x12\x1e.swarmmesh.v1.ListTasksRequest\x1a\x1f.swarmmesh.v1.ListTasksResponse\x12Q\n\nWatchTasks\x12\x1f.swarmmesh.v1.WatchTasksRequest\x1a .swarmmesh.v1.WatchTasksResponse0\x01\x12R\n\x0b\x43\x61ncelTasks\x12 .swarmmesh.v1.CancelTasksRequest\x1a!.swarmmesh.v1.CancelTasksResponse\x12O\n\nListAgents\x12\x1f.swarmmesh.v1.ListAgentsRequest\x1a .swarmmesh.v1.ListAgentsResponse\x12\x42\n\nDrainAgent\x12\x1f.swarmmesh.v1.DrainAgentRequest\x1a\x13.swarmmesh.v1.Agent\x12\x45\n\x08GetStats\x12\x1d.swarmmesh.v1.GetStatsRequest\x1a\x1a.swarmmesh.v1.ClusterStats\x12O\n\nInvalidate\x12\x1f.swarmmesh.v1.InvalidateRequest\x1a .swarmmesh.v1.InvalidateResponse\x12J\n\x07Session\x12\x1c.swarmmesh.v1.SessionRequest\x1a\x1d.swarmmesh.v1.SessionResponse(\x01\x30\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18swarmmesh/v1/tasks.proto\x12\x0cswarmmesh.v1\x1a\x18swarmmesh/v1/types.proto\";\n\x12SubmitTasksRequest\x12%\n\x05tasks\x18\x01 \x03(\x0b\x32\x16.swarmmesh.v1.TaskSpec\"A\n\x13SubmitTasksResponse\x12*\n\x05tasks\x18\x01 \x03(\x0b\x32\x1b.swarmmesh.v1.SubmittedTask\"^\n\rSubmittedTask\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64\x65\x64uplicated\x18\x02 \x01(\x08\x12&\n\x05state\x18\x03 \x01(\x0e\x32\x17.swarmmesh.v1.TaskState\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"z\n\x10ListTasksRequest\x12\'\n\x06states\x18\x01 \x03(\x0e\x32\x17.swarmmesh.v1.TaskState\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x0e\n\x06tenant\x18\x03 \x01(\t\x12\x10\n\x08\x61gent_id\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\"E\n\x11ListTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\x12\r\n\x05total\x18\x02 \x01(\x04\"h\n\x11WatchTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x13\n\x0b\x61ll_updates\x18\x02 \x01(\x08\x12\x15\n\romit_payloads\x18\x03 \x01(\x08\x12\x15\n\rfollow_tenant\x18\x04 \x01(\t\"7\n\x12WatchTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\"&\n\x12\x43\x61ncelTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\"8\n\x13\x43\x61ncelTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\"n\n\x13RequeueTasksRequest\x12\x10\n\x08task_ids\x18\x01 \x03(\t\x12\x18\n\x10\x61ll_dead_letters\x18\x02 \x01(\x08\x12\x0c\n\x04kind\x18\x03 \x01(\t\x12\x0e\n\x06tenant\x18\x04 \x01(\t\x12\r\n\x05limit\x18\x05 \x01(\r\"H\n\x14RequeueTasksResponse\x12!\n\x05tasks\x18\x01 \x03(\x0b\x32\x12.swarmmesh.v1.Task\x12\r\n\x05total\x18\x02 \x01(\x04\")\n\x11ListAgentsRequest\x12\x14\n\x0cinclude_gone\x18\x01 \x01(\x08\"9\n\x12ListAgentsResponse\x12#\n\x06\x61gents\x18\x01 \x03(\x0b\x32\x13.swarmmesh.v1.Agent\"%\n\x11\x44rainAgentRequest\x12\x10\n\x08\x61gent_id\x18\x01 \x01(\t\"\x11\n\x0fGetStatsRequest\":\n\x11InvalidateRequest\x12\x14\n\x0c\x64\x65pendencies\x18\x01 \x03(\t\x12\x0f\n\x07wait_ms\x18\x02 \x01(\r\"|\n\x12InvalidateResponse\x12\x0b\n\x03seq\x18\x01 \x01(\x04\x12\x0f\n\x07\x64ropped\x18\x02 \x01(\x04\x12\x17\n\x0f\x61gents_answered\x18\x03 \x01(\r\x12\x14\n\x0c\x61gents_total\x18\x04 \x01(\r\x12\x19\n\x11warmups_submitted\x18\x05 \x01(\r\"\xb0\x05\n\x0c\x43lusterStats\x12\x44\n\x0etasks_by_state\x18\x01 \x03(\x0b\x32,.swarmmesh.v1.ClusterStats.TasksByStateEntry\x12\x13\n\x0bqueue_depth\x18\x02 \x01(\x04\x12\x14\n\x0c\x61gents_ready\x18\x03 \x01(\r\x12\x17\n\x0f\x61gents_draining\x18\x04 \x01(\r\x12\x16\n\x0e\x63\x61pacity_total\x18\x05 \x01(\x04\x12\x11\n\tin_flight\x18\x06 \x01(\x04\x12\x17\n\x0fsubmitted_total\x18\x07 \x01(\x04\x12\x17\n\x0fsucceeded_total\x18\x08 \x01(\x04\x12\x14\n\x0c\x66\x61iled_total\x18\t \x01(\x04\x12\x17\n\x0f\x63\x61ncelled_total\x18\n \x01(\x04\x12\x1b\n\x13stale_results_total\x18\x0b \x01(\x04\x12\x18\n\x10reassigned_total\x18\x0c \x01(\x04\x12\x1a\n\x12\x64\x65\x64uplicated_total\x18\r \x01(\x04\x12\x15\n\revicted_total\x18\x0e \x01(\x04\x12\x10\n\x08uptime_s\x18\x0f \x01(\x01\x12#\n\x06\x61gents\x18\x10 \x03(\x0b\x32\x13.swarmmesh.v1.Agent\x12\x1b\n\x13invalidations_total\x18\x11 \x01(\x04\x12\x1a\n\x12invalidation_epoch\x18\x12 \x01(\t\x12\x18\n\x10invalidation_seq\x18\x13 \x01(\x04\x12\x15\n\rwarmups_total\x18\x14 \x01(\x04\x12\x15\n\rretried_total\x18\x15 \x01(\x04\x12\x1b\n\x13\x64\x65\x61\x64_lettered_total\x18\x16 \x01(\x04\x12\x16\n\x0erequeued_total\x18\x17 \x01(\x04\x1a\x33\n\x11TasksByStateEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x04:\x02\x38\x01\"|\n\x0eSessionRequest\x12,\n\x07submits\x18\x01 \x03(\x0b\x32\x1b.swarmmesh.v1.SessionSubmit\x12+\n\x07watches\x18\x02 \x03(\x0b\x32\x1a.swarmmesh.v1.SessionWatch\x12\x0f\n\x07unwatch\x18\x03 \x03(\t\"Y\n\rSessionSubmit\x12\n\n\x02id\x18\x01 \x01(\x04\x12%\n\x05tasks\x18\x02 \x03(\x0b\x32\x16.swarmmesh.v1.TaskSpec\x12\x15\n\rtrace_decided\x18\x03 \x01(\x08\"C\n\x0cSessionWatch\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x10\n\x08task_ids\x18\x02 \x03(\t\x12\x15\n\romit_payloads\x18\x03 \x01(\x08\"\x96\x01\n\x0fSessionResponse\x12&\n\x04\x61\x63ks\x18\x01 \x03(\x0b\x32\x18.swarmmesh.v1.SessionAck\x12$\n\x08\x66inished\x18\x02 \x03(\x0b\x32\x12.swarmmesh.v1.Task\x12\x35\n\x19\x66inished_without_payloads\x18\x03 \x03(\x0b\x32\x12.swarmmesh.v1.Task\"{\n\nSessionAck\x12\n\n\x02id\x18\x01 \x01(\x04\x12\x0c\n\x04\x63ode\x18\x02 \x01(\x05\x12\x0f\n\x07message\x18\x03 \x01(\t\x12*\n\x05tasks\x18\x04 \x03(\x0b\x32\x1b.swarmmesh.v1.SubmittedTask\x12\x16\n\x0eretry_after_ms\x18\x05 \x01(\r2\xe3\x06\n\x0bTaskService\x12R\n\x0bSubmitTasks\x12 .swarmmesh.v1.SubmitTasksRequest\x1a!.swarmmesh.v1.SubmitTasksResponse\x12;\n\x07GetTask\x12\x1c.swarmmesh.v1.GetTaskRequest\x1a\x12.swarmmesh.v1.Task\x12L\n\tListTasks\x12\x1e.swarmmesh.v1.ListTasksRequest\x1a\x1f.swarmmesh.v1.ListTasksResponse\x12Q\n\nWatchTasks\x12\x1f.swarmmesh.v1.WatchTasksRequest\x1a .swarmmesh.v1.WatchTasksResponse0\x01\x12R\n\x0b\x43\x61ncelTasks\x12 .swarmmesh.v1.CancelTasksRequest\x1a!.swarmmesh.v1.CancelTasksResponse\x12U\n\x0cRequeueTasks\x12!.swarmmesh.v1.RequeueTasksRequest\x1a\".swarmmesh.v1.RequeueTasksResponse\x12O\n\nListAgents\x12\x1f.swarmmesh.v1.ListAgentsRequest\x1a .swarmmesh.v1.ListAgentsResponse\x12\x42\n\nDrainAgent\x12\x1f.swarmmesh.v1.DrainAgentRequest\x1a\x13.swarmmesh.v1.Agent\x12\x45\n\x08GetStats\x12\x1d.swarmmesh.v1.GetStatsRequest\x1a\x1a.swarmmesh.v1.ClusterStats\x12O\n\nInvalidate\x12\x1f.swarmmesh.v1.InvalidateRequest\x1a .swarmmesh.v1.InvalidateResponse\x12J\n\x07Session\x12\x1c.swarmmesh.v1.SessionRequest\x1a\x1d.swarmmesh.v1.SessionResponse(\x01\x30\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -54,32 +54,36 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELTASKSREQUEST']._serialized_end=723
   _globals['_CANCELTASKSRESPONSE']._serialized_start=725
   _globals['_CANCELTASKSRESPONSE']._serialized_end=781
-  _globals['_LISTAGENTSREQUEST']._serialized_start=783
-  _globals['_LISTAGENTSREQUEST']._serialized_end=824
-  _globals['_LISTAGENTSRESPONSE']._serialized_start=826
-  _globals['_LISTAGENTSRESPONSE']._serialized_end=883
-  _globals['_DRAINAGENTREQUEST']._serialized_start=885
-  _globals['_DRAINAGENTREQUEST']._serialized_end=922
-  _globals['_GETSTATSREQUEST']._serialized_start=924
-  _globals['_GETSTATSREQUEST']._serialized_end=941
-  _globals['_INVALIDATEREQUEST']._serialized_start=943
-  _globals['_INVALIDATEREQUEST']._serialized_end=1001
-  _globals['_INVALIDATERESPONSE']._serialized_start=1003
-  _globals['_INVALIDATERESPONSE']._serialized_end=1127
-  _globals['_CLUSTERSTATS']._serialized_start=1130
-  _globals['_CLUSTERSTATS']._serialized_end=1742
-  _globals['_CLUSTERSTATS_TASKSBYSTATEENTRY']._serialized_start=1691
-  _globals['_CLUSTERSTATS_TASKSBYSTATEENTRY']._serialized_end=1742
-  _globals['_SESSIONREQUEST']._serialized_start=1744
-  _globals['_SESSIONREQUEST']._serialized_end=1868
-  _globals['_SESSIONSUBMIT']._serialized_start=1870
-  _globals['_SESSIONSUBMIT']._serialized_end=1959
-  _globals['_SESSIONWATCH']._serialized_start=1961
-  _globals['_SESSIONWATCH']._serialized_end=2028
-  _globals['_SESSIONRESPONSE']._serialized_start=2031
-  _globals['_SESSIONRESPONSE']._serialized_end=2181
-  _globals['_SESSIONACK']._serialized_start=2183
-  _globals['_SESSIONACK']._serialized_end=2306
-  _globals['_TASKSERVICE']._serialized_start=2309
-  _globals['_TASKSERVICE']._serialized_end=3089
+  _globals['_REQUEUETASKSREQUEST']._serialized_start=783
+  _globals['_REQUEUETASKSREQUEST']._serialized_end=893
+  _globals['_REQUEUETASKSRESPONSE']._serialized_start=895
+  _globals['_REQUEUETASKSRESPONSE']._serialized_end=967
+  _globals['_LISTAGENTSREQUEST']._serialized_start=969
+  _globals['_LISTAGENTSREQUEST']._serialized_end=1010
+  _globals['_LISTAGENTSRESPONSE']._serialized_start=1012
+  _globals['_LISTAGENTSRESPONSE']._serialized_end=1069
+  _globals['_DRAINAGENTREQUEST']._serialized_start=1071
+  _globals['_DRAINAGENTREQUEST']._serialized_end=1108
+  _globals['_GETSTATSREQUEST']._serialized_start=1110
+  _globals['_GETSTATSREQUEST']._serialized_end=1127
+  _globals['_INVALIDATEREQUEST']._serialized_start=1129
+  _globals['_INVALIDATEREQUEST']._serialized_end=1187
+  _globals['_INVALIDATERESPONSE']._serialized_start=1189
+  _globals['_INVALIDATERESPONSE']._serialized_end=1313
+  _globals['_CLUSTERSTATS']._serialized_start=1316
+  _globals['_CLUSTERSTATS']._serialized_end=2004
+  _globals['_CLUSTERSTATS_TASKSBYSTATEENTRY']._serialized_start=1953
+  _globals['_CLUSTERSTATS_TASKSBYSTATEENTRY']._serialized_end=2004
+  _globals['_SESSIONREQUEST']._serialized_start=2006
+  _globals['_SESSIONREQUEST']._serialized_end=2130
+  _globals['_SESSIONSUBMIT']._serialized_start=2132
+  _globals['_SESSIONSUBMIT']._serialized_end=2221
+  _globals['_SESSIONWATCH']._serialized_start=2223
+  _globals['_SESSIONWATCH']._serialized_end=2290
+  _globals['_SESSIONRESPONSE']._serialized_start=2293
+  _globals['_SESSIONRESPONSE']._serialized_end=2443
+  _globals['_SESSIONACK']._serialized_start=2445
+  _globals['_SESSIONACK']._serialized_end=2568
+  _globals['_TASKSERVICE']._serialized_start=2571
+  _globals['_TASKSERVICE']._serialized_end=3438
 # @@protoc_insertion_point(module_scope)

@@ -87,6 +87,28 @@ class CancelTasksResponse(_message.Message):
     tasks: _containers.RepeatedCompositeFieldContainer[_types_pb2.Task]
     def __init__(self, tasks: _Optional[_Iterable[_Union[_types_pb2.Task, _Mapping]]] = ...) -> None: ...
 
+class RequeueTasksRequest(_message.Message):
+    __slots__ = ("task_ids", "all_dead_letters", "kind", "tenant", "limit")
+    TASK_IDS_FIELD_NUMBER: _ClassVar[int]
+    ALL_DEAD_LETTERS_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    TENANT_FIELD_NUMBER: _ClassVar[int]
+    LIMIT_FIELD_NUMBER: _ClassVar[int]
+    task_ids: _containers.RepeatedScalarFieldContainer[str]
+    all_dead_letters: bool
+    kind: str
+    tenant: str
+    limit: int
+    def __init__(self, task_ids: _Optional[_Iterable[str]] = ..., all_dead_letters: _Optional[bool] = ..., kind: _Optional[str] = ..., tenant: _Optional[str] = ..., limit: _Optional[int] = ...) -> None: ...
+
+class RequeueTasksResponse(_message.Message):
+    __slots__ = ("tasks", "total")
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    TOTAL_FIELD_NUMBER: _ClassVar[int]
+    tasks: _containers.RepeatedCompositeFieldContainer[_types_pb2.Task]
+    total: int
+    def __init__(self, tasks: _Optional[_Iterable[_Union[_types_pb2.Task, _Mapping]]] = ..., total: _Optional[int] = ...) -> None: ...
+
 class ListAgentsRequest(_message.Message):
     __slots__ = ("include_gone",)
     INCLUDE_GONE_FIELD_NUMBER: _ClassVar[int]
@@ -132,7 +154,7 @@ class InvalidateResponse(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., dropped: _Optional[int] = ..., agents_answered: _Optional[int] = ..., agents_total: _Optional[int] = ..., warmups_submitted: _Optional[int] = ...) -> None: ...
 
 class ClusterStats(_message.Message):
-    __slots__ = ("tasks_by_state", "queue_depth", "agents_ready", "agents_draining", "capacity_total", "in_flight", "submitted_total", "succeeded_total", "failed_total", "cancelled_total", "stale_results_total", "reassigned_total", "deduplicated_total", "evicted_total", "uptime_s", "agents", "invalidations_total", "invalidation_epoch", "invalidation_seq", "warmups_total")
+    __slots__ = ("tasks_by_state", "queue_depth", "agents_ready", "agents_draining", "capacity_total", "in_flight", "submitted_total", "succeeded_total", "failed_total", "cancelled_total", "stale_results_total", "reassigned_total", "deduplicated_total", "evicted_total", "uptime_s", "agents", "invalidations_total", "invalidation_epoch", "invalidation_seq", "warmups_total", "retried_total", "dead_lettered_total", "requeued_total")
     class TasksByStateEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -160,6 +182,9 @@ class ClusterStats(_message.Message):
     INVALIDATION_EPOCH_FIELD_NUMBER: _ClassVar[int]
     INVALIDATION_SEQ_FIELD_NUMBER: _ClassVar[int]
     WARMUPS_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RETRIED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTERED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    REQUEUED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     tasks_by_state: _containers.ScalarMap[str, int]
     queue_depth: int
     agents_ready: int
@@ -180,7 +205,10 @@ class ClusterStats(_message.Message):
     invalidation_epoch: str
     invalidation_seq: int
     warmups_total: int
-    def __init__(self, tasks_by_state: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[int] = ..., agents_ready: _Optional[int] = ..., agents_draining: _Optional[int] = ..., capacity_total: _Optional[int] = ..., in_flight: _Optional[int] = ..., submitted_total: _Optional[int] = ..., succeeded_total: _Optional[int] = ..., failed_total: _Optional[int] = ..., cancelled_total: _Optional[int] = ..., stale_results_total: _Optional[int] = ..., reassigned_total: _Optional[int] = ..., deduplicated_total: _Optional[int] = ..., evicted_total: _Optional[int] = ..., uptime_s: _Optional[float] = ..., agents: _Optional[_Iterable[_Union[_types_pb2.Agent, _Mapping]]] = ..., invalidations_total: _Optional[int] = ..., invalidation_epoch: _Optional[str] = ..., invalidation_seq: _Optional[int] = ..., warmups_total: _Optional[int] = ...) -> None: ...
+    retried_total: int
+    dead_lettered_total: int
+    requeued_total: int
+    def __init__(self, tasks_by_state: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[int] = ..., agents_ready: _Optional[int] = ..., agents_draining: _Optional[int] = ..., capacity_total: _Optional[int] = ..., in_flight: _Optional[int] = ..., submitted_total: _Optional[int] = ..., succeeded_total: _Optional[int] = ..., failed_total: _Optional[int] = ..., cancelled_total: _Optional[int] = ..., stale_results_total: _Optional[int] = ..., reassigned_total: _Optional[int] = ..., deduplicated_total: _Optional[int] = ..., evicted_total: _Optional[int] = ..., uptime_s: _Optional[float] = ..., agents: _Optional[_Iterable[_Union[_types_pb2.Agent, _Mapping]]] = ..., invalidations_total: _Optional[int] = ..., invalidation_epoch: _Optional[str] = ..., invalidation_seq: _Optional[int] = ..., warmups_total: _Optional[int] = ..., retried_total: _Optional[int] = ..., dead_lettered_total: _Optional[int] = ..., requeued_total: _Optional[int] = ...) -> None: ...
 
 class SessionRequest(_message.Message):
     __slots__ = ("submits", "watches", "unwatch")

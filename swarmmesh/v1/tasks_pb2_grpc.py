@@ -6,7 +6,7 @@ import warnings
 from swarmmesh.v1 import tasks_pb2 as swarmmesh_dot_v1_dot_tasks__pb2
 from swarmmesh.v1 import types_pb2 as swarmmesh_dot_v1_dot_types__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -60,6 +60,11 @@ class TaskServiceStub:
                 '/swarmmesh.v1.TaskService/CancelTasks',
                 request_serializer=swarmmesh_dot_v1_dot_tasks__pb2.CancelTasksRequest.SerializeToString,
                 response_deserializer=swarmmesh_dot_v1_dot_tasks__pb2.CancelTasksResponse.FromString,
+                _registered_method=True)
+        self.RequeueTasks = channel.unary_unary(
+                '/swarmmesh.v1.TaskService/RequeueTasks',
+                request_serializer=swarmmesh_dot_v1_dot_tasks__pb2.RequeueTasksRequest.SerializeToString,
+                response_deserializer=swarmmesh_dot_v1_dot_tasks__pb2.RequeueTasksResponse.FromString,
                 _registered_method=True)
         self.ListAgents = channel.unary_unary(
                 '/swarmmesh.v1.TaskService/ListAgents',
@@ -123,6 +128,16 @@ class TaskServiceServicer:
 
     def CancelTasks(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequeueTasks(self, request, context):
+        """Sends DEAD_LETTER tasks back to the queue, each with a new run of
+        attempts (and its deadline, if it has one, counted again from now).
+        All-or-nothing: an unknown id fails the call with NOT_FOUND, a task that
+        is not DEAD_LETTER with FAILED_PRECONDITION, both naming the id.
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -196,6 +211,11 @@ def add_TaskServiceServicer_to_server(servicer, server):
                     servicer.CancelTasks,
                     request_deserializer=swarmmesh_dot_v1_dot_tasks__pb2.CancelTasksRequest.FromString,
                     response_serializer=swarmmesh_dot_v1_dot_tasks__pb2.CancelTasksResponse.SerializeToString,
+            ),
+            'RequeueTasks': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequeueTasks,
+                    request_deserializer=swarmmesh_dot_v1_dot_tasks__pb2.RequeueTasksRequest.FromString,
+                    response_serializer=swarmmesh_dot_v1_dot_tasks__pb2.RequeueTasksResponse.SerializeToString,
             ),
             'ListAgents': grpc.unary_unary_rpc_method_handler(
                     servicer.ListAgents,
@@ -359,6 +379,33 @@ class TaskService:
             '/swarmmesh.v1.TaskService/CancelTasks',
             swarmmesh_dot_v1_dot_tasks__pb2.CancelTasksRequest.SerializeToString,
             swarmmesh_dot_v1_dot_tasks__pb2.CancelTasksResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequeueTasks(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/swarmmesh.v1.TaskService/RequeueTasks',
+            swarmmesh_dot_v1_dot_tasks__pb2.RequeueTasksRequest.SerializeToString,
+            swarmmesh_dot_v1_dot_tasks__pb2.RequeueTasksResponse.FromString,
             options,
             channel_credentials,
             insecure,

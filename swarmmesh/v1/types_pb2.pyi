@@ -18,6 +18,7 @@ class TaskState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     TASK_STATE_SUCCEEDED: _ClassVar[TaskState]
     TASK_STATE_FAILED: _ClassVar[TaskState]
     TASK_STATE_CANCELLED: _ClassVar[TaskState]
+    TASK_STATE_DEAD_LETTER: _ClassVar[TaskState]
 
 class AgentState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -32,6 +33,7 @@ TASK_STATE_ASSIGNED: TaskState
 TASK_STATE_SUCCEEDED: TaskState
 TASK_STATE_FAILED: TaskState
 TASK_STATE_CANCELLED: TaskState
+TASK_STATE_DEAD_LETTER: TaskState
 AGENT_STATE_UNSPECIFIED: AgentState
 AGENT_STATE_CONNECTING: AgentState
 AGENT_STATE_READY: AgentState

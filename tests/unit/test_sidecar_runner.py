@@ -370,3 +370,26 @@ async def test_runner_feeds_latency(cleanup: list[Runner]) -> None:
     assert stats is not None and stats.completed == 3
     assert 15 <= stats.ewma_ms < 1000
     assert all(r.outcome.duration_us >= 15_000 for r in sink.results)
+
+
+async def test_an_exception_that_names_its_error_type_reports_it(cleanup: list[Runner]) -> None:
+    class Transient(Exception):
+        error_type = "transient"
+
+    class Rambling(Exception):
+        error_type = "x" * 65
+
+    def flaky(ctx: TaskContext) -> None:
+        raise Transient("try again")
+
+    def odd(ctx: TaskContext) -> None:
+        raise Rambling("no")
+
+    runner, sink = make_runner({"k": flaky, "o": odd})
+    cleanup.append(runner)
+    runner.submit(assignment("t1"))
+    runner.submit(assignment("t2", kind="o"))
+    await eventually(lambda: len(sink.results) == 2)
+    first = sink.result("t1").outcome
+    assert (first.error_type, first.error) == ("transient", "Transient: try again")
+    assert sink.result("t2").outcome.error_type == "handler_error"
