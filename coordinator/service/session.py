@@ -13,6 +13,12 @@ timer. A client that stops reading stops being read: past MAX_PENDING unsent
 acks and finished tasks the reader waits, so its frames back up in gRPC flow
 control and not in the coordinator's memory. Finished tasks are converted to
 messages only as they are written, CHUNK at a time.
+
+Nothing goes out before the journal's commit that holds it (durability.py):
+an ack names tasks the coordinator will still have after a crash, and a
+finished task is one whose completion is recorded. The writer waits for the
+commit of everything queued when it woke; the reader goes on reading and
+handling meanwhile, and what it queues goes out after a later commit.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from coordinator.core.mesh import MeshCore
 from coordinator.core.model import CoreError, StatusCode
 from coordinator.service import convert
 from coordinator.service.cache_sync import CacheSync
+from coordinator.service.durability import Commits, NotDurable, committed
 from coordinator.service.effects import AgentSessions
 from coordinator.service.watch import Watcher, WatchHub
 from swarmmesh.v1 import tasks_pb2, types_pb2
@@ -108,12 +115,18 @@ class SessionWatcher(Watcher):
 class ClientSession:
     """The coordinator's end of one session: its watchers and outbox."""
 
-    def __init__(self, core: MeshCore, agents: AgentSessions, hub: WatchHub, cache_sync: CacheSync) -> None:
+    def __init__(self, core: MeshCore, agents: AgentSessions, hub: WatchHub, cache_sync: CacheSync,
+                 commits: Commits | None = None) -> None:
+        """`commits`: the journal whose commits replies wait for; None = none to wait for."""
         self._core = core
         self._agents = agents
         self._hub = hub
         self._cache_sync = cache_sync
+        self._commits = commits
         self._acks: list[tasks_pb2.SessionAck] = []
+        # How many of the first queued acks and finished tasks are committed, and may go out.
+        self._ready_acks = 0
+        self._ready_finished = 0
         # Wakes the writer: set by acks and by the watchers' pushes.
         self.wake = asyncio.Event()
         self._room = asyncio.Event()
@@ -187,19 +200,35 @@ class ClientSession:
 
     # -- writing ------------------------------------------------------------
 
+    async def settle(self) -> None:
+        """Wait for the commit that holds everything queued so far; then all of it may go out.
+        Both queues only grow at the back meanwhile, so the first n items are the same ones."""
+        if self._commits is None:
+            return
+        acks, finished = len(self._acks), self._watcher.queued
+        if acks > self._ready_acks or finished > self._ready_finished:
+            await committed(self._commits)
+        self._ready_acks, self._ready_finished = acks, finished
+
     def take(self) -> tasks_pb2.SessionResponse | None:
-        """The next response: queued acks up to ACK_TASKS submitted tasks, and up to CHUNK
-        finished tasks (converted only now); None when nothing is queued."""
+        """The next response of what `settle` let out (everything, without a journal): acks up to
+        ACK_TASKS submitted tasks, and up to CHUNK finished tasks (converted only now); None when
+        nothing is ready."""
+        if self._commits is None:
+            self._ready_acks, self._ready_finished = len(self._acks), self._watcher.queued
         n = weight = 0
+        ready = self._ready_acks
         for ack in self._acks:
             weight += 1 + len(ack.tasks)
-            if weight > ACK_TASKS and n:
+            if n >= ready or (weight > ACK_TASKS and n):
                 break
             n += 1
         acks = self._acks[:n]
         del self._acks[:n]
+        self._ready_acks -= n
         response = tasks_pb2.SessionResponse(acks=acks)
-        finished = self._watcher.take_into(CHUNK, response)
+        finished = self._watcher.take_into(min(CHUNK, self._ready_finished), response)
+        self._ready_finished -= finished
         if self.pending < MAX_PENDING:
             self._room.set()
         if not (acks or finished):
@@ -239,6 +268,10 @@ async def serve(sess: ClientSession, context: grpc.aio.ServicerContext) -> None:
             sess.wake.clear()
             if reader.done() and reading:
                 reader.result()  # the stream broke: end the handler with its error
+            try:
+                await sess.settle()
+            except NotDurable as e:
+                await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
             response = sess.take()
             while response is not None:
                 try:

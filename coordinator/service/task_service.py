@@ -11,6 +11,7 @@ from coordinator.core.mesh import MeshCore
 from coordinator.core.model import AgentState, CoreError, TaskState
 from coordinator.service import convert, session
 from coordinator.service.cache_sync import CacheSync
+from coordinator.service.durability import Commits, NotDurable, committed
 from coordinator.service.effects import AgentSessions
 from coordinator.service.session import CHUNK, MAX_WATCH_IDS, ClientSession
 from coordinator.service.status import STATUS, core_errors, invalid
@@ -25,13 +26,22 @@ MAX_REQUEUE_DEFAULT = 1000  # dead letters a RequeueTasks with all_dead_letters 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(self, core: MeshCore, agents: AgentSessions, hub: WatchHub, cache_sync: CacheSync,
-                 started_at: float) -> None:
-        """`started_at`: when the coordinator started serving (seconds, for GetStats' uptime)."""
+                 started_at: float, commits: Commits | None = None) -> None:
+        """`started_at`: when the coordinator started serving (seconds, for GetStats' uptime).
+        `commits`: the journal; replies that report a change wait for its commit."""
         self._core = core
         self._agents = agents
         self._hub = hub
         self._cache_sync = cache_sync
         self._started_at = started_at
+        self._commits = commits
+
+    async def _durable(self, context: grpc.aio.ServicerContext) -> None:
+        """Return once what this call changed is committed; UNAVAILABLE if it cannot be."""
+        try:
+            await committed(self._commits)
+        except NotDurable as e:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, str(e))
 
     @core_errors
     async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
@@ -40,10 +50,12 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         reply = tasks_pb2.SubmitTasksResponse()
         session.accept(self._core, self._agents, self._cache_sync, request.tasks, decided, reply.tasks)
         self._agents.dispatch_now()  # before the reply: see AgentSessions.dispatch_now
+        await self._durable(context)
         return reply
 
     async def Session(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
-        await session.serve(ClientSession(self._core, self._agents, self._hub, self._cache_sync), context)
+        await session.serve(ClientSession(self._core, self._agents, self._hub, self._cache_sync, self._commits),
+                            context)
 
     @core_errors
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext) -> types_pb2.Task:
@@ -90,6 +102,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
                 await watcher.event.wait()
                 watcher.event.clear()
                 tasks = watcher.take()
+                await self._durable(context)  # the updates taken are committed
                 for i in range(0, len(tasks), CHUNK):
                     yield tasks_pb2.WatchTasksResponse(tasks=tasks[i:i + CHUNK])
                 if watcher.done:
@@ -104,6 +117,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             raise invalid("task_ids: is empty: name at least one task")
         recs = self._core.cancel(list(request.task_ids), time.time())
         self._agents.flush_cancels()
+        await self._durable(context)
         return tasks_pb2.CancelTasksResponse(tasks=[convert.task_to_proto(r, payloads=False) for r in recs])
 
     @core_errors
@@ -129,6 +143,7 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             total = len(dict.fromkeys(ids))
         recs = self._core.requeue(ids, time.time())
         self._agents.schedule_dispatch()
+        await self._durable(context)
         return tasks_pb2.RequeueTasksResponse(tasks=[convert.task_to_proto(r, payloads=False) for r in recs],
                                               total=total)
 
