@@ -94,7 +94,8 @@ class MeshCore:
         self._seq = 0
         self._dispatcher = Dispatcher(self._queue, self.registry, self.feedback, self.router, self._assign)
         # Checks an agent's result against its lease and acks it (see results.py).
-        self._complete = Results(self._tasks, self.feedback, self.counters, self._settle).complete
+        self._complete = Results(self._tasks, self.feedback, self.counters, self._settle,
+                                 self.config.limits).complete
         self._last_tick: float | None = None
         self._dispatch_rate = 0.0  # tasks/s over all tenants, smoothed (for retry hints)
         self._orphans = Orphans()

@@ -30,6 +30,11 @@ def invalid(field: str, problem: str) -> CoreError:
     return CoreError(StatusCode.INVALID_ARGUMENT, f"{field}: {problem}")
 
 
+def too_large(size: int, limits: Limits) -> str:
+    """Why a payload or a result's output of `size` bytes is refused, naming the setting."""
+    return f"is {size} bytes, the limit is {limits.max_payload_bytes} (max_payload_bytes)"
+
+
 def _name_problem(value: str, max_chars: int, required: bool) -> str:
     """What is wrong with a name, or "" (runs for several fields of every task: keep it lean)."""
     if not value:
@@ -64,7 +69,9 @@ def check_spec(index: int, spec: TaskSpec, limits: Limits) -> None:
     if problem:
         raise invalid(f"tasks[{index}].kind", problem)
     if len(spec.payload) > limits.max_payload_bytes:
-        raise invalid(f"tasks[{index}].payload", f"is {len(spec.payload)} bytes, the limit is {limits.max_payload_bytes}")
+        # Over a limit, not malformed: the same bytes fit a coordinator configured for more.
+        raise CoreError(StatusCode.RESOURCE_EXHAUSTED,
+                        f"tasks[{index}].payload: {too_large(len(spec.payload), limits)}")
     ct = spec.content_type
     # Spaces are allowed: parameters are part of a media type ("text/plain; charset=utf-8").
     if len(ct) > MAX_ID_CHARS:

@@ -20,6 +20,7 @@ from coordinator.core.model import (
     TaskSpec,
     TaskState,
 )
+from coordinator.core.validation import Limits
 
 
 def reg(agent_id: str, capacity: int = 2, labels: dict[str, int] | None = None, kinds: tuple[str, ...] = (),
@@ -221,7 +222,6 @@ def test_validation_names_the_field(core: MeshCore) -> None:
         ([], "tasks: is empty"),
         ([spec(""), ], "tasks[0].kind: is required"),
         ([spec(), spec("a b")], "tasks[1].kind"),
-        ([spec(payload=b"x" * (4 * 1024 * 1024 + 1))], "tasks[0].payload: is 4194305 bytes"),
         ([spec(priority=5000)], "tasks[0].priority"),
         ([spec(required_labels={"math": 500})], "tasks[0].required_labels['math']: level 500"),
         ([spec(tenant="")], "tasks[0].tenant: is required"),
@@ -241,6 +241,31 @@ def test_validation_names_the_field(core: MeshCore) -> None:
     # A media type with parameters is a valid content type.
     core.submit([spec(content_type="text/plain; charset=utf-8")], 0)
     assert core.counters.submitted == 1
+
+
+def test_a_payload_over_the_limit_is_resource_exhausted_naming_the_limit(core: MeshCore) -> None:
+    with pytest.raises(CoreError) as err:
+        core.submit([spec(), spec(payload=b"x" * (4 * 1024 * 1024 + 1))], 0)
+    assert err.value.code == StatusCode.RESOURCE_EXHAUSTED
+    assert "tasks[1].payload: is 4194305 bytes, the limit is 4194304 (max_payload_bytes)" in err.value.message
+    assert err.value.retry_after_ms == 0, "the same payload would be refused again"
+    assert core.counters.submitted == 0
+
+
+def test_an_output_over_the_limit_fails_the_task_naming_the_limit_once() -> None:
+    core = MeshCore(CoreConfig(limits=Limits(max_payload_bytes=10)))
+    a, _ = core.register(reg("a"), 0)
+    big, fits = core.submit([spec(), spec()], 0)
+    core.dispatch(0)
+    over, ok_ack = core.frame("a", a.session, 1, [ok(big.task_id, 1, b"x" * 11), ok(fits.task_id, 1, b"x" * 10)])
+    assert over.code == StatusCode.RESOURCE_EXHAUSTED and "the limit is 10 (max_payload_bytes)" in over.message
+    assert ok_ack.code == StatusCode.OK
+    rec = core.get(big.task_id)
+    assert rec.state == TaskState.FAILED and rec.attempt == 1 and rec.outcome is not None
+    assert rec.outcome.error == "output: is 11 bytes, the limit is 10 (max_payload_bytes)"
+    assert rec.outcome.error_type == "output_too_large" and rec.outcome.output == b""
+    assert core.dispatch(2) == {}, "not retried"
+    assert core.get(fits.task_id).state == TaskState.SUCCEEDED
 
 
 def test_registration_is_validated(core: MeshCore) -> None:
