@@ -18,7 +18,6 @@ store of the same shape.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import itertools
 import os
 import random
@@ -33,7 +32,7 @@ from typing import Any
 from agent_sidecar.cache.store import ResultStore
 from bench.mesh import bench_mesh
 from bench.stats import percentile
-from coordinator.config import CoordinatorConfig
+from coordinator import flags
 from swarmmesh.client import AsyncClient
 from swarmmesh.types import TaskSpec
 
@@ -174,7 +173,7 @@ async def _one_mode(workdir: Path, strategy: str, sequence: list[str], *, sideca
 
 def unavailable() -> str:
     """Why W4 cannot run here, or "" when it can."""
-    if "strategy" not in {f.name for f in dataclasses.fields(CoordinatorConfig)}:
+    if "strategy" not in flags.BY_NAME:
         return "the coordinator has no --strategy flag yet, so cache-aware routing cannot be chosen"
     return ""
 

@@ -8,6 +8,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from coordinator import flags
 from coordinator.config import CoordinatorConfig
 from coordinator.server import Coordinator
 from swarmmesh import affinity, eventloop
@@ -42,9 +43,9 @@ async def _serve(cfg: CoordinatorConfig) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg = CoordinatorConfig.from_args(argv)
-    logging.basicConfig(level=cfg.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if cpus := cfg.pinned_cpus():
+    cfg = flags.from_args(argv)
+    logging.basicConfig(level=cfg.server.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if cpus := cfg.server.cpus:
         affinity.pin_process(cpus)  # before the loop and gRPC's threads start: they inherit it
     try:
         eventloop.run(_serve(cfg))

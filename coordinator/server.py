@@ -64,19 +64,20 @@ class ServiceState(enum.Enum):
 class Coordinator:
     def __init__(self, config: CoordinatorConfig | None = None) -> None:
         self.config = config or CoordinatorConfig()
-        self.core = MeshCore(self.config.core())
+        cfg = self.config
+        self.core = MeshCore(cfg.core)
         self.agents = AgentSessions(self.core)
         self.hub = WatchHub()
-        self.cache_sync = CacheSync(self.core, self.agents, self.config.cache_sync())
+        self.cache_sync = CacheSync(self.core, self.agents, cfg.cache)
         self.core.add_listener(self.hub.on_change)
-        self.profiler = Profiler(self.core, self.config.profiler(), self.cache_sync.totals)
+        self.profiler = Profiler(self.core, cfg.profiler(), self.cache_sync.totals)
         self.core.add_listener(self.profiler.on_change)
-        self.tracer = Tracer(self.config.tracing_config(), __version__)
+        self.tracer = Tracer(cfg.tracing.tracer_config(), __version__)
         if self.tracer.enabled:
             self.core.add_listener(TaskTracer(self.tracer).on_change)
-        self.metrics = MetricsService(self.core, self.config.metrics_listen, self.config.otlp_metrics,
-                                      self.config.otlp_endpoint, self.config.metrics_max_agents)
-        self.ticker = Ticker(self.core, self.agents, self.profiler, self.config.tick_interval_s)
+        self.metrics = MetricsService(self.core, cfg.metrics.listen, cfg.metrics.otlp, cfg.tracing.otlp_endpoint,
+                                      cfg.metrics.max_agents)
+        self.ticker = Ticker(self.core, self.agents, self.profiler, cfg.server.tick_interval_s)
         self.state = ServiceState.NEW
         self.address = ""
         self.started_at = time.time()
@@ -90,7 +91,7 @@ class Coordinator:
         if self.state != ServiceState.NEW:
             raise RuntimeError(f"coordinator is {self.state.value}, cannot start")
         self.state = ServiceState.STARTING
-        cfg = self.config
+        cfg = self.config.server
         self.started_at = time.time()
         server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
@@ -143,7 +144,7 @@ class Coordinator:
             await self._stopped.wait()
             return
         self.state = ServiceState.STOPPING
-        grace = self.config.shutdown_grace_s if grace is None else grace
+        grace = self.config.server.shutdown_grace_s if grace is None else grace
         await self._health.enter_graceful_shutdown()
         await self.ticker.stop()
         if self._server is not None:

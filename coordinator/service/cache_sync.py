@@ -42,6 +42,16 @@ class CacheSyncConfig:
     popularity_keys: int = 10_000
     popularity_half_life_s: float = 600.0
 
+    def __post_init__(self) -> None:
+        for name in ("invalidation_log_size", "popularity_keys"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}: must be at least 1")
+        for name in ("invalidate_wait_s", "warmup_max_tasks"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must not be negative")
+        if not self.popularity_half_life_s > 0:
+            raise ValueError("popularity_half_life_s: must be positive")
+
 
 @dataclass(frozen=True, slots=True)
 class InvalidateResult:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent_sidecar.config import SidecarConfig, from_env_and_args
-from coordinator.config import CoordinatorConfig
+from coordinator import flags
 from swarmmesh import affinity
 
 
@@ -39,11 +39,14 @@ def test_the_coordinator_refuses_cpus_it_may_not_use_and_names_them() -> None:
     may = affinity.allowed()
     assert may
     outside = max(may) + 1000
-    assert CoordinatorConfig(cpus="").problem() == ""
-    assert CoordinatorConfig(cpus=str(min(may))).problem() == ""
-    assert CoordinatorConfig(cpus="x").problem() == "cpus: 'x' is not a CPU number or range (a CPU list such as 0, 0,2 or 0-3)"
-    why = CoordinatorConfig(cpus=f"{min(may)},{outside}").problem()
-    assert why.startswith(f"cpus: CPU {outside} is not one this process may use (it may use ")
+    assert flags.from_text({"cpus": ""}).server.cpus == frozenset()
+    assert flags.from_text({"cpus": str(min(may))}).server.cpus == {min(may)}
+    with pytest.raises(ValueError) as bad:
+        flags.from_text({"cpus": "x"})
+    assert str(bad.value) == "cpus: 'x' is not a CPU number or range (a CPU list such as 0, 0,2 or 0-3)"
+    with pytest.raises(ValueError) as refused:
+        flags.from_text({"cpus": f"{min(may)},{outside}"})
+    assert str(refused.value).startswith(f"cpus: CPU {outside} is not one this process may use (it may use ")
     with pytest.raises(OSError, match=f"CPU {outside} is not one"):
         affinity.pin_process(frozenset({outside}))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coordinator.config import CoordinatorConfig
+from coordinator import flags
 from coordinator.core.balancer import STRATEGY_NAMES, BalancerConfig
 from coordinator.core.mesh import CoreConfig, MeshCore
 from coordinator.core.model import Registration, TaskSpec
@@ -36,11 +36,11 @@ def test_overrides_route_some_kinds_with_another_strategy() -> None:
 
 
 def test_coordinator_flags_and_env_reach_the_core() -> None:
-    cfg = CoordinatorConfig.from_args(
+    cfg = flags.from_args(
         ["--strategy", "least-loaded", "--strategy-overrides", "ocr=expertise", "--max-pending-per-tenant", "50"],
         env={"SWARMMESH_TENANT_WEIGHTS": "gold=3", "SWARMMESH_AGING_BOUND_S": "30", "SWARMMESH_EJECT_BASE_S": "0",
              "SWARMMESH_WARM_IN_FLIGHT": "0"})
-    core = cfg.core()
+    core = cfg.core
     assert core.balancer.strategy == "least-loaded" and core.balancer.overrides == (("ocr", "expertise"),)
     assert core.balancer.warm_in_flight == 0
     assert core.fairness.tenant_weights == (("gold", 3.0),) and core.fairness.max_pending_per_tenant == 50
@@ -48,7 +48,7 @@ def test_coordinator_flags_and_env_reach_the_core() -> None:
     for bad in ("--strategy=fastest", "--strategy-overrides=x", "--tenant-weights=a=0", "--aging-bound-s=-1",
                 "--warm-in-flight=-1"):
         with pytest.raises(SystemExit):
-            CoordinatorConfig.from_args([bad], env={})
+            flags.from_args([bad], env={})
 
 
 def test_labels_no_agent_satisfies_leave_the_task_waiting_with_a_reason() -> None:

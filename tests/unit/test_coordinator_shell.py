@@ -1,4 +1,4 @@
-"""Coordinator pieces around the core: config parsing and the watch hub."""
+"""Coordinator pieces around the core: the watch hub, client sessions and the effects of dispatch."""
 
 from __future__ import annotations
 
@@ -6,32 +6,13 @@ import asyncio
 
 import pytest
 
-from coordinator.config import CoordinatorConfig
+from coordinator import flags
 from coordinator.core.mesh import MeshCore
 from coordinator.core.model import Outcome, Registration, ResultIn, TaskSpec, TaskState
 from coordinator.server import Coordinator
 from coordinator.service.session import ClientSession
 from coordinator.service.watch import WatchHub
 from swarmmesh.v1 import tasks_pb2, types_pb2
-
-
-def test_flags_override_env_over_defaults() -> None:
-    env = {"SWARMMESH_LEASE_TIMEOUT_S": "7.5", "SWARMMESH_LISTEN": "0.0.0.0:9000"}
-    cfg = CoordinatorConfig.from_args(["--listen", "127.0.0.1:0"], env)
-    assert cfg.listen == "127.0.0.1:0" and cfg.lease_timeout_s == 7.5
-    assert cfg.core().lease_timeout_s == 7.5
-
-
-@pytest.mark.parametrize(("argv", "env"), [
-    (["--lease-timeout-s", "0.5", "--heartbeat-interval-s", "1"], {}),
-    ([], {"SWARMMESH_MAX_BATCH": "lots"}),
-    (["--listen", "nowhere"], {}),
-])
-def test_bad_settings_exit_with_a_message(argv: list[str], env: dict[str, str],
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit):
-        CoordinatorConfig.from_args(argv, env)
-    assert "error:" in capsys.readouterr().err
 
 
 def _core_with_hub() -> tuple[MeshCore, WatchHub, int]:
@@ -88,22 +69,9 @@ def test_tenant_follower_sees_only_its_tenant_and_never_ends() -> None:
     assert w.take() == []
 
 
-def test_history_is_kept_on_disk_only_for_a_coordinator_with_a_fixed_port() -> None:
-    from coordinator.config import CoordinatorConfig
-
-    env = {"XDG_STATE_HOME": "/state"}
-    assert CoordinatorConfig(listen="0.0.0.0:7070").resolved_history_path(env) == \
-        "/state/swarmmesh/history-0.0.0.0-7070.sqlite"
-    assert CoordinatorConfig(listen="127.0.0.1:0").resolved_history_path(env) == ""  # throwaway: memory only
-    assert CoordinatorConfig(listen="0.0.0.0:7070", history_path="").resolved_history_path(env) == ""
-    assert CoordinatorConfig(history_path="/x/h.sqlite").resolved_history_path(env) == "/x/h.sqlite"
-    assert CoordinatorConfig(listen="0.0.0.0:7070").resolved_history_path({}).endswith(
-        "/.local/state/swarmmesh/history-0.0.0.0-7070.sqlite")
-
-
 async def test_a_fault_in_one_session_item_fails_that_item_only(caplog: pytest.LogCaptureFixture) -> None:
     # The Coordinator is built, never started: ClientSession only needs some of its parts.
-    coord = Coordinator(CoordinatorConfig.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
+    coord = Coordinator(flags.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
     real_submit = coord.core.submit
 
     def submit(specs: list[TaskSpec], now: float) -> object:
@@ -144,7 +112,7 @@ class _Outbox:
 
 
 async def test_a_submission_is_dispatched_before_its_ack_is_queued() -> None:
-    coord = Coordinator(CoordinatorConfig.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
+    coord = Coordinator(flags.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
     agent, _ = coord.core.register(Registration("a", (), frozenset(), 10, "1", 10), 0)
     outbox = _Outbox("a", agent.session)
     coord.agents.joined(outbox)  # type: ignore[arg-type]
@@ -184,7 +152,7 @@ async def test_a_submission_is_dispatched_before_its_ack_is_queued() -> None:
 
 
 async def test_a_fault_in_the_dispatch_pass_still_acks_the_submission(caplog: pytest.LogCaptureFixture) -> None:
-    coord = Coordinator(CoordinatorConfig.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
+    coord = Coordinator(flags.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
 
     def broken(now: float) -> dict[str, list[object]]:
         raise RuntimeError("a bug")

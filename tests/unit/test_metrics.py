@@ -22,7 +22,7 @@ from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from coordinator.config import CoordinatorConfig
+from coordinator import flags
 from coordinator.core.mesh import MeshCore
 from coordinator.core.model import (
     CacheStats,
@@ -228,13 +228,13 @@ def test_otlp_push_is_off_unless_asked(mode: str, env: dict[str, str], want: boo
 ])
 def test_bad_metrics_settings_are_refused(argv: Sequence[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
-        CoordinatorConfig.from_args(argv, {})
+        flags.from_args(argv, {})
     assert "error:" in capsys.readouterr().err
 
 
 def test_metrics_settings_from_env() -> None:
-    cfg = CoordinatorConfig.from_args([], {"SWARMMESH_METRICS_LISTEN": "[::1]:0", "SWARMMESH_OTLP_METRICS": "on"})
-    assert (cfg.metrics_listen, cfg.otlp_metrics) == ("[::1]:0", "on")
+    cfg = flags.from_args([], {"SWARMMESH_METRICS_LISTEN": "[::1]:0", "SWARMMESH_OTLP_METRICS": "on"})
+    assert (cfg.metrics.listen, cfg.metrics.otlp) == ("[::1]:0", "on")
 
 
 async def test_snapshots_for_other_threads_are_taken_on_the_loop() -> None:

@@ -10,6 +10,7 @@ import pytest
 from agent_sidecar import wire
 from agent_sidecar.config import SidecarConfig, from_env_and_args
 from agent_sidecar.metrics import AllocationSites
+from coordinator import flags
 from coordinator.config import CoordinatorConfig
 from coordinator.core.model import AgentRecord, AllocationSite, Heartbeat, Outcome
 from coordinator.service.convert import (
@@ -45,7 +46,7 @@ def test_allocation_sites_from_heartbeat_to_agent_listing() -> None:
 
 
 def test_coordinator_flags_and_environment_reach_the_profiler() -> None:
-    cfg = CoordinatorConfig.from_args(
+    cfg = flags.from_args(
         ["--history-path", "/tmp/h.sqlite", "--leak-min-growth-bytes-per-s", "4096", "--profile-window-s", "30"],
         env={"SWARMMESH_LEAK_WINDOW_S": "120", "SWARMMESH_SLOW_AGENT_FACTOR": "3"})
     p = cfg.profiler()
@@ -54,12 +55,12 @@ def test_coordinator_flags_and_environment_reach_the_profiler() -> None:
     defaults = CoordinatorConfig().profiler()
     assert defaults.window_s == 60 and defaults.leak_window_s == 300
     assert (defaults.warmup_max_tasks, defaults.popularity_half_life_s) == (32, 600.0)
-    assert CoordinatorConfig(listen="127.0.0.1:0").profiler().history_path == ""  # no fixed port: in memory
-    assert "profile_window_s" in CoordinatorConfig(profile_window_s=7200).problem()
-    assert "slow_agent_factor" in CoordinatorConfig(slow_agent_factor=0.5).problem()
-    assert "profile_min_samples" in CoordinatorConfig(profile_min_samples=-1).problem()
+    assert flags.from_text({"listen": "127.0.0.1:0"}).profiler().history_path == ""  # no fixed port: in memory
+    for name, bad in (("profile_window_s", "7200"), ("slow_agent_factor", "0.5"), ("profile_min_samples", "-1")):
+        with pytest.raises(ValueError, match=name):
+            flags.from_text({name: bad})
     with pytest.raises(SystemExit):
-        CoordinatorConfig.from_args(["--saturation-utilization", "1.5"], env={})
+        flags.from_args(["--saturation-utilization", "1.5"], env={})
 
 
 def test_sidecar_tracemalloc_flag() -> None:
