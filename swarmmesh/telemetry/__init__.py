@@ -6,6 +6,14 @@ encode each; a task has six or so spans and the whole mesh spends under
 100 µs per task, so spans here are plain tuples recorded on the hot path and
 encoded straight into OTLP protobuf on an exporter thread. Configuration
 follows the standard OTEL_* environment variables.
+
+Modules:
+
+config: `TracingConfig`, from the standard OTEL_* environment variables
+context: W3C trace context: parse, format, new ids
+tracer: `Tracer`, the one a process holds: root sampling, span recording, exporter lifecycle
+exporter: ships recorded spans to an OTLP/gRPC collector from a background thread
+wire: OTLP trace export requests, encoded straight to protobuf wire bytes
 """
 
 from swarmmesh.telemetry.config import TracingConfig
