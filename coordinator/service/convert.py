@@ -67,7 +67,8 @@ def task_states_from_proto(values: list[int], field: str = "states") -> list[Tas
     return out
 
 
-def _ts(t: float, into: Timestamp) -> None:
+def timestamp_to_proto(t: float, into: Timestamp) -> None:
+    """Write `t` (seconds since the epoch) into the message's Timestamp field `into`."""
     # Direct field writes: FromNanoseconds costs several times more, per task.
     secs = int(t)
     into.seconds = secs
@@ -133,11 +134,11 @@ def task_to_proto(rec: TaskRecord, *, payloads: bool = True, pending_reason: str
     spec_to_proto(rec.spec, p.spec, payload=payloads)
     if rec.outcome is not None:
         outcome_to_proto(rec.outcome, p.outcome, payload=payloads)
-    _ts(rec.created_at, p.created_at)
+    timestamp_to_proto(rec.created_at, p.created_at)
     if rec.assigned_at is not None:
-        _ts(rec.assigned_at, p.assigned_at)
+        timestamp_to_proto(rec.assigned_at, p.assigned_at)
     if rec.finished_at is not None:
-        _ts(rec.finished_at, p.finished_at)
+        timestamp_to_proto(rec.finished_at, p.finished_at)
     if pending_reason:
         p.pending_reason = pending_reason
     if routing_reason:
@@ -241,6 +242,6 @@ def agent_to_proto(a: AgentRecord) -> types_pb2.Agent:
         allocations=[types_pb2.AllocationSite(where=s.where, size_bytes=s.size_bytes, count=s.count)
                      for s in hb.allocations],
     )
-    _ts(a.connected_at, p.connected_at)
-    _ts(a.last_seen, p.last_seen)
+    timestamp_to_proto(a.connected_at, p.connected_at)
+    timestamp_to_proto(a.last_seen, p.last_seen)
     return p

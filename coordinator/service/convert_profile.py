@@ -11,7 +11,7 @@ from coordinator.profile.report import (
     PhaseStats,
     ProfileReport,
 )
-from coordinator.service.convert import _ts, wire_enum
+from coordinator.service.convert import timestamp_to_proto, wire_enum
 from swarmmesh.v1 import profile_pb2
 
 
@@ -55,7 +55,7 @@ def history_to_proto(h: HistoryPoint) -> profile_pb2.HistoryPoint:
         agents_ready=h.agents_ready, throughput_per_s=h.throughput_per_s, failures_per_s=h.failures_per_s,
         p99_total_ms=h.p99_total_ms, cache_hit_rate=h.cache_hit_rate,
     )
-    _ts(h.at, p.at)
+    timestamp_to_proto(h.at, p.at)
     return p
 
 
@@ -68,5 +68,5 @@ def profile_to_proto(r: ProfileReport) -> profile_pb2.Profile:
         forecasts=[forecast_to_proto(f) for f in r.forecasts],
         history=[history_to_proto(h) for h in r.history],
     )
-    _ts(r.generated_at, p.generated_at)
+    timestamp_to_proto(r.generated_at, p.generated_at)
     return p
