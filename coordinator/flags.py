@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from coordinator.config import CoordinatorConfig
 from coordinator.core.fairness import parse_weights
+from coordinator.core.retry import POLICY_FORM, format_retry_policies, parse_retry_policies
 from coordinator.core.routing import parse_overrides
 from swarmmesh import affinity
 
@@ -95,6 +96,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("core.lease_timeout_s"),
     Setting("core.default_timeout_ms"),
     Setting("core.default_max_attempts"),
+    # Per-kind retry policies, "KIND=max_attempts:N,backoff:INITIAL-MAX,multiplier:M,on:TYPE|TYPE;..."
+    # (docs/retries.md); kinds without one never retry a handler's error.
+    Setting("core.retry.policies", flat_name="retry_policy", parse=parse_retry_policies,
+            show=lambda v: repr(format_retry_policies(v)), metavar=POLICY_FORM + ";..."),
     Setting("core.deadline_grace_s"),
     Setting("core.retention_s", flat_name="result_retention_s"),
     Setting("core.max_retained", flat_name="max_retained_results"),

@@ -190,6 +190,15 @@ def parse_retry_policies(text: str) -> tuple[tuple[str, RetryPolicy], ...]:
     return tuple(out.items())
 
 
+def format_retry_policies(policies: tuple[tuple[str, RetryPolicy], ...]) -> str:
+    """The one-line form parse_retry_policies reads back."""
+    return ";".join(
+        f"{kind}=max_attempts:{p.max_attempts},backoff:{p.initial_s:g}-{p.max_s:g},multiplier:{p.multiplier:g},"
+        f"on:{'|'.join(sorted(p.retry_on))}"
+        for kind, p in policies
+    )
+
+
 def _parse_policy(kind: str, body: str) -> RetryPolicy:
     values: dict[str, str] = {}
     for item in filter(None, (i.strip() for i in body.split(","))):

@@ -44,6 +44,25 @@ def boom(ctx: Any) -> None:
     raise ValueError(f"cannot handle {ctx.payload.decode()!r}")
 
 
+class Transient(Exception):
+    """A failure a retry policy can name: the sidecar reports its error_type."""
+
+    error_type = "transient"
+
+
+def fails_first(ctx: Any) -> dict[str, Any]:
+    """Fails with a transient error on the task's first payload {"fail": N} runs (counted in
+    the execution log, so across sidecars and requeues), then succeeds."""
+    _log_execution(ctx)
+    fail = json.loads(ctx.payload or b"{}").get("fail", 0)
+    path = os.environ["SWARMMESH_TEST_EXEC_LOG"]
+    with open(path) as f:
+        runs = sum(1 for line in f if line.split(" ", 1)[0] == ctx.task_id)
+    if runs <= fail:
+        raise Transient(f"run {runs} of {fail} that fail")
+    return {"agent": ctx.agent_id, "attempt": ctx.attempt, "runs": runs}
+
+
 # Memory a planted leak keeps for the life of the sidecar process.
 _LEAKED: list[bytearray] = []
 

@@ -9,7 +9,7 @@ import pytest
 
 from coordinator.core.mesh import CoreConfig, MeshCore
 from coordinator.core.model import CoreError, Outcome, Registration, ResultIn, StatusCode, TaskSpec, TaskState
-from coordinator.core.retry import RetryConfig, RetryPolicy, parse_retry_policies
+from coordinator.core.retry import RetryConfig, RetryPolicy, format_retry_policies, parse_retry_policies
 from coordinator.tracing import TaskTracer
 from swarmmesh.telemetry import Tracer, TracingConfig
 
@@ -231,6 +231,8 @@ def test_policies_parse_from_one_line() -> None:
     assert got["*"] == RetryPolicy()
     assert dict(parse_retry_policies("k=backoff:90"))["k"].max_s == 90.0
     assert parse_retry_policies("") == ()
+    pairs = parse_retry_policies("ocr=max_attempts:5,backoff:0.5-30,on:a|b;*=")
+    assert parse_retry_policies(format_retry_policies(pairs)) == pairs
 
 
 @pytest.mark.parametrize(("text", "names"), [
