@@ -231,7 +231,7 @@ class Simulation:
     def _done(self, data: tuple[_Agent, str, int, bool, float]) -> None:
         agent, task_id, attempt, hit, service = data
         sc = self.scenario
-        task = self._tasks.pop(task_id)
+        task = self._tasks[task_id]
         stream = sc.streams[task.stream]
         failed = agent.spec.error_rate > 0 and self._outcomes.random() < agent.spec.error_rate
         # Like a sidecar, report the handler's wall time.
@@ -246,6 +246,9 @@ class Simulation:
             agent.cache[task.cache_key] = None
             if len(agent.cache) > sc.cache_entries:
                 agent.cache.popitem(last=False)
+        if not self.core.get(task_id).state.terminal:
+            return  # a failed attempt its kind's retry policy retries: the task comes back
+        del self._tasks[task_id]
         self.result.record(TaskSample(stream.name, stream.tenant, stream.priority, task.submitted, task.assigned,
                                       self.now, agent.spec.agent_id, failed, hit))
         if stream.closed and self.now < min(stream.end, sc.duration_s):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -250,3 +251,16 @@ def test_bad_policies_name_the_part(text: str, names: str) -> None:
     with pytest.raises(ValueError, match="retry_policy") as e:
         parse_retry_policies(text)
     assert names in str(e.value)
+
+
+def test_the_simulator_follows_retries_through_to_the_end() -> None:
+    from simulator.report import run_one
+    from simulator.scenarios import EXPERIMENTS
+
+    [run] = [r for r in EXPERIMENTS["errors"](5.0).runs if r.label == "hybrid, no ejection"]
+    policy = RetryPolicy(max_attempts=4, initial_s=0.01, max_s=0.05)
+    retrying = replace(run, scenario=replace(run.scenario, core=replace(
+        run.scenario.core, retry=RetryConfig((("*", policy),)))))
+    plain, retried = run_one(run, seed=1).summary(), run_one(retrying, seed=1).summary()
+    # Half of agent-0's attempts fail; retried elsewhere, almost every task ends well.
+    assert plain.failed > 10 * max(retried.failed, 1) and retried.tasks >= 0.9 * plain.tasks
