@@ -92,3 +92,19 @@ def test_requeue_of_every_dead_letter_of_a_kind(mesh: Mesh) -> None:
     tasks, _ = mesh.wait_all(ids, timeout=60)
     assert all(t.state == types_pb2.TASK_STATE_SUCCEEDED and t.attempt == 4 for t in tasks.values())
     assert_eventually(lambda: mesh.stats().tasks_by_state["DEAD_LETTER"] == 0, what="no dead letters left")
+
+
+def test_requeue_requests_that_cannot_be_served_name_the_field(mesh: Mesh) -> None:
+    mesh.start_coordinator()
+    cases = [
+        (tasks_pb2.RequeueTasksRequest(task_ids=[f"t{i}" for i in range(10_001)]), "task_ids: 10001 ids"),
+        (tasks_pb2.RequeueTasksRequest(task_ids=["a"], all_dead_letters=True), "task_ids: give either"),
+        (tasks_pb2.RequeueTasksRequest(all_dead_letters=True, limit=10_001), "limit: 10001"),
+        (tasks_pb2.RequeueTasksRequest(task_ids=["a"], kind="k"), "kind: filters dead letters only"),
+    ]
+    for request, message in cases:
+        with pytest.raises(grpc.RpcError) as e:
+            mesh.stub.RequeueTasks(request, timeout=10)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and message in (e.value.details() or "")
+    nothing = mesh.stub.RequeueTasks(tasks_pb2.RequeueTasksRequest(all_dead_letters=True), timeout=10)
+    assert list(nothing.tasks) == [] and nothing.total == 0
