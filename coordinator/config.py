@@ -9,6 +9,7 @@
       profile   ProfilerConfig    windows, history and thresholds (profile/config.py)
       metrics   MetricsConfig     the Prometheus endpoint and OTLP metrics push
       tracing   TracesConfig      spans over OTLP
+      journal   JournalConfig     where the journal is and how it syncs (journal/config.py)
 
 A section belongs to the part that reads it, and each default is written
 once, there. Fields are typed (a bool, a frozenset of CPUs, pairs); text is
@@ -18,8 +19,8 @@ construction; CoordinatorConfig checks its core section (check_core: the core
 runs with whatever it is given, the simulator's and the tests' settings too)
 and the settings that span sections, so any config a Coordinator gets is
 valid: a bad value raises ValueError naming the field. Sections for later
-concerns (a journal, security) join the same way: a field here, a Setting for
-each flag in coordinator/flags.py.
+concerns (security) join the same way: a field here, a Setting for each flag
+in coordinator/flags.py.
 """
 
 from __future__ import annotations
@@ -31,13 +32,14 @@ from dataclasses import dataclass, field, replace
 
 from coordinator.core.mesh import CoreConfig
 from coordinator.core.routing import check_strategy
+from coordinator.journal.config import JournalConfig
 from coordinator.metrics.service import OTLP_MODES, split_listen
 from coordinator.profile.config import ProfilerConfig
 from coordinator.service.cache_sync import CacheSyncConfig
 from swarmmesh import affinity
 from swarmmesh.telemetry import TracingConfig
 
-# profile.history_path: a file per fixed address, see CoordinatorConfig.resolved_history_path.
+# profile.history_path and journal.location: a file per fixed address, see CoordinatorConfig.state_file.
 AUTO = "auto"
 
 
@@ -166,6 +168,7 @@ class CoordinatorConfig:
     profile: ProfilerConfig = field(default_factory=lambda: ProfilerConfig(history_path=AUTO))
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     tracing: TracesConfig = field(default_factory=TracesConfig)
+    journal: JournalConfig = field(default_factory=JournalConfig)
 
     def __post_init__(self) -> None:
         try:
@@ -176,18 +179,32 @@ class CoordinatorConfig:
             raise ValueError("core.lease_timeout_s: must be longer than server.heartbeat_interval_s")
         if self.core.limits.max_payload_bytes >= self.server.max_message_bytes:
             raise ValueError("core.limits.max_payload_bytes: must be smaller than server.max_message_bytes")
+        journal = self.journal
+        if not journal.unsafe_no_journal and journal.location == AUTO and not self.state_file("journal"):
+            raise ValueError(f"journal: {self.server.listen} has no fixed port to name the journal's file "
+                             "after; give --journal PATH (the demo and tests use their temporary directory) "
+                             "or --unsafe-no-journal")
 
-    def resolved_history_path(self, env: Mapping[str, str] | None = None) -> str:
-        path = self.profile.history_path
-        if path != AUTO:
-            return path
+    def state_file(self, name: str, env: Mapping[str, str] | None = None) -> str:
+        """$XDG_STATE_HOME/swarmmesh/<name>-<host>-<port>.sqlite (~/.local/state by default): a file
+        of this coordinator's address; "" for port 0, which names no coordinator to resume."""
         host, _, port = self.server.listen.rpartition(":")
         if port in ("", "0"):
             return ""
         env = os.environ if env is None else env
         state = env.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
-        name = f"history-{host.strip('[]').replace(':', '_') or 'any'}-{port}.sqlite"
-        return os.path.join(state, "swarmmesh", name)
+        return os.path.join(state, "swarmmesh", f"{name}-{host.strip('[]').replace(':', '_') or 'any'}-{port}.sqlite")
+
+    def resolved_history_path(self, env: Mapping[str, str] | None = None) -> str:
+        path = self.profile.history_path
+        return self.state_file("history", env) if path == AUTO else path
+
+    def resolved_journal_location(self, env: Mapping[str, str] | None = None) -> str:
+        """Where the journal is; "" when there is none (unsafe_no_journal)."""
+        if self.journal.unsafe_no_journal:
+            return ""
+        location = self.journal.location
+        return self.state_file("journal", env) if location == AUTO else location
 
     def profiler(self) -> ProfilerConfig:
         """The profiler's settings as it runs: its history file resolved, and the warm-ups

@@ -22,6 +22,7 @@ from coordinator.config import CoordinatorConfig
 from coordinator.core.fairness import parse_weights
 from coordinator.core.retry import POLICY_FORM, format_retry_policies, parse_retry_policies
 from coordinator.core.routing import parse_overrides
+from coordinator.journal.config import parse_sync
 from swarmmesh import affinity
 
 ENV_PREFIX = "SWARMMESH_"
@@ -42,6 +43,16 @@ def _on_off(text: str) -> bool:
     if text not in ("on", "off"):
         raise ValueError(f"{text!r} is not on or off")
     return text == "on"
+
+
+def _yes_no(text: str) -> bool:
+    """A switch's value: the flag alone, or its variable set to 1/true/yes/on (0/false/no/off/"" clear it)."""
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{text!r} is not 1/true/yes/on or 0/false/no/off")
 
 
 def _ratio(text: str) -> float | None:
@@ -69,6 +80,8 @@ class Setting:
     metavar: str = ""
     # Fields that follow from the value, by path.
     implies: Callable[[Any], Mapping[str, object]] | None = None
+    # A flag that takes no value and sets the field to True (its variable still takes one).
+    switch: bool = False
 
     @property
     def name(self) -> str:
@@ -144,6 +157,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("tracing.otlp_endpoint"),
     Setting("tracing.sample_ratio", flat_name="trace_sample_ratio", parse=_ratio,
             show=lambda v: "-1" if v is None else repr(v), metavar="FLOAT"),
+    # A path, sqlite:///path, or "auto" (a file of this address under $XDG_STATE_HOME; docs/journal.md).
+    Setting("journal.location", flat_name="journal", metavar="PATH"),
+    Setting("journal.sync", flat_name="journal_sync", parse=parse_sync, show=lambda v: repr(v.value),
+            metavar="full|normal"),
+    Setting("journal.unsafe_no_journal", parse=_yes_no, switch=True),
 )
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 _BY_PATH: Mapping[str, Setting] = {s.path: s for s in SETTINGS}
@@ -237,7 +255,12 @@ def parser() -> argparse.ArgumentParser:
     for s in SETTINGS:
         value = _value_at(_DEFAULTS, s.path)
         shown = s.show(value) if s.show is not None else repr(value)
-        groups[s.path.partition(".")[0]].add_argument(
+        group = groups[s.path.partition(".")[0]]
+        if s.switch:
+            group.add_argument(s.flag, dest=s.name, default=None, action="store_const", const="1",
+                               help=f"(env {s.env}=1, default off)")
+            continue
+        group.add_argument(
             s.flag, dest=s.name, default=None, metavar=s.metavar or type(value).__name__.upper(),
             help=f"(env {s.env}, default {shown})")
     return p

@@ -6,6 +6,7 @@ groups, so that a restarted coordinator recovers what it acknowledged.
     sqlite: the embedded backend (one SQLite file, WAL, a file lock, compaction)
     codec: specs, outcomes and attempt histories to bytes and back
     location: parses a --journal value and opens the backend it names
+    config: the coordinator's journal section (location, sync, or none at all)
 
 docs/journal.md describes the design and what each sync mode can lose.
 """

@@ -41,9 +41,10 @@ class Sync(enum.Enum):
     NORMAL = "normal"
 
 
-class JournalError(Exception):
+class JournalError(OSError):
     """The journal cannot keep or give back what it was asked to: a write
-    failed, the store is in use by another coordinator, or it is closed."""
+    failed, the store is in use by another coordinator, or it is closed. An
+    OSError, as the failure to listen is: the process says so and exits 1."""
 
 
 @dataclass(frozen=True, slots=True)

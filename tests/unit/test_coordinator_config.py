@@ -10,6 +10,7 @@ from coordinator import flags
 from coordinator.config import CoordinatorConfig, MetricsConfig, ServerConfig, TracesConfig
 from coordinator.core.balancer import BalancerConfig
 from coordinator.core.mesh import CoreConfig
+from coordinator.journal.config import JournalConfig
 from coordinator.profile.config import ProfilerConfig
 from coordinator.server import Coordinator
 from coordinator.service.cache_sync import CacheSyncConfig
@@ -32,7 +33,7 @@ FLAT_NAMES = (
 
 def test_flags_override_env_over_defaults() -> None:
     env = {"SWARMMESH_LEASE_TIMEOUT_S": "7.5", "SWARMMESH_LISTEN": "0.0.0.0:9000"}
-    cfg = flags.from_args(["--listen", "127.0.0.1:0"], env)
+    cfg = flags.from_args(["--listen", "127.0.0.1:0", "--unsafe-no-journal"], env)
     assert cfg.server.listen == "127.0.0.1:0" and cfg.core.lease_timeout_s == 7.5
     assert cfg.core.lease_timeout_s == 7.5
 
@@ -56,7 +57,8 @@ def test_history_is_kept_on_disk_only_for_a_coordinator_with_a_fixed_port() -> N
     env = {"XDG_STATE_HOME": "/state"}
     assert CoordinatorConfig(server=at("0.0.0.0:7070")).resolved_history_path(env) == \
         "/state/swarmmesh/history-0.0.0.0-7070.sqlite"
-    assert CoordinatorConfig(server=at("127.0.0.1:0")).resolved_history_path(env) == ""  # throwaway: memory only
+    assert CoordinatorConfig(server=at("127.0.0.1:0"), journal=JournalConfig(unsafe_no_journal=True)
+                             ).resolved_history_path(env) == ""  # throwaway: memory only
     assert CoordinatorConfig(server=at("0.0.0.0:7070"), profile=ProfilerConfig(history_path="")
                              ).resolved_history_path(env) == ""
     assert CoordinatorConfig(profile=ProfilerConfig(history_path="/x/h.sqlite")).resolved_history_path(env) == \

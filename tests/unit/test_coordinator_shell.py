@@ -71,7 +71,7 @@ def test_tenant_follower_sees_only_its_tenant_and_never_ends() -> None:
 
 async def test_a_fault_in_one_session_item_fails_that_item_only(caplog: pytest.LogCaptureFixture) -> None:
     # The Coordinator is built, never started: ClientSession only needs some of its parts.
-    coord = Coordinator(flags.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
+    coord = Coordinator(flags.from_args(["--listen", "127.0.0.1:0", "--history-path", "", "--unsafe-no-journal"], {}))
     real_submit = coord.core.submit
 
     def submit(specs: list[TaskSpec], now: float) -> object:
@@ -112,7 +112,7 @@ class _Outbox:
 
 
 async def test_a_submission_is_dispatched_before_its_ack_is_queued() -> None:
-    coord = Coordinator(flags.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
+    coord = Coordinator(flags.from_args(["--listen", "127.0.0.1:0", "--history-path", "", "--unsafe-no-journal"], {}))
     agent, _ = coord.core.register(Registration("a", (), frozenset(), 10, "1", 10), 0)
     outbox = _Outbox("a", agent.session)
     coord.agents.joined(outbox)  # type: ignore[arg-type]
@@ -152,7 +152,7 @@ async def test_a_submission_is_dispatched_before_its_ack_is_queued() -> None:
 
 
 async def test_a_fault_in_the_dispatch_pass_still_acks_the_submission(caplog: pytest.LogCaptureFixture) -> None:
-    coord = Coordinator(flags.from_args(["--listen", "127.0.0.1:0", "--history-path", ""], {}))
+    coord = Coordinator(flags.from_args(["--listen", "127.0.0.1:0", "--history-path", "", "--unsafe-no-journal"], {}))
 
     def broken(now: float) -> dict[str, list[object]]:
         raise RuntimeError("a bug")
