@@ -21,6 +21,7 @@ from grpc_reflection.v1alpha import reflection
 
 from coordinator.config import CoordinatorConfig
 from coordinator.core.mesh import MeshCore
+from coordinator.journal import Journal, open_journal
 from coordinator.metrics import MetricsService
 from coordinator.profile.profiler import Profiler
 from coordinator.service.cache_sync import CacheSync
@@ -78,6 +79,11 @@ class Coordinator:
         self.metrics = MetricsService(self.core, cfg.metrics.listen, cfg.metrics.otlp, cfg.tracing.otlp_endpoint,
                                       cfg.metrics.max_agents)
         self.ticker = Ticker(self.core, self.agents, self.profiler, cfg.server.tick_interval_s)
+        location = cfg.resolved_journal_location()
+        self.journal: Journal | None = open_journal(location, cfg.journal.options(cfg.core)) if location else None
+        # Tasks recovered from the journal at start, and the seconds that took (GetStats reports both).
+        self.recovered_tasks = 0
+        self.recovery_s = 0.0
         self.state = ServiceState.NEW
         self.address = ""
         self.started_at = time.time()
@@ -92,6 +98,8 @@ class Coordinator:
             raise RuntimeError(f"coordinator is {self.state.value}, cannot start")
         self.state = ServiceState.STARTING
         cfg = self.config.server
+        # Before serving: no client or agent may see the core until it holds what it acknowledged.
+        await self._recover()
         self.started_at = time.time()
         server = grpc.aio.server(options=[
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
@@ -109,7 +117,8 @@ class Coordinator:
             ("grpc.server.max_pending_requests_hard_limit", 20_000),
         ])
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(
-            TaskService(self.core, self.agents, self.hub, self.cache_sync, self.started_at), server)
+            TaskService(self.core, self.agents, self.hub, self.cache_sync, self.started_at, self.journal,
+                        recovered=(self.recovered_tasks, self.recovery_s)), server)
         add_mesh_service(MeshService(self.core, self.agents, self.cache_sync, cfg.heartbeat_interval_s), server)
         profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileService(self.profiler), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
@@ -153,9 +162,32 @@ class Coordinator:
         # Spans of the last tasks; the flush is bounded and off the event loop.
         await asyncio.to_thread(self.tracer.stop, 2.0)
         await self.metrics.stop(2.0)
+        if self.journal is not None:
+            # Last, and unbounded: the streams' ends above changed tasks too (a second signal forces).
+            await self.journal.stop()
         self.state = ServiceState.STOPPED
         self._stopped.set()
         log.info("coordinator stopped")
+
+    async def _recover(self) -> None:
+        """Open the journal, rebuild the core from it, and have it record every change from now on."""
+        journal = self.journal
+        if journal is None:
+            log.warning("no journal (--unsafe-no-journal): every task, acknowledged or not, is lost when "
+                        "this coordinator stops or dies")
+            return
+        t0 = time.perf_counter()
+        await journal.start()
+        try:
+            restored = self.core.restore(await journal.load(), time.time())
+        except BaseException:
+            await journal.stop()
+            raise
+        self.core.add_listener(journal.record)
+        self.recovered_tasks, self.recovery_s = restored.tasks, time.perf_counter() - t0
+        log.info("journal %s: recovered %d tasks (%d pending, %d assigned, %d finished; %d idempotency keys) "
+                 "in %.3f s", journal.location, restored.tasks, restored.pending, restored.assigned,
+                 restored.finished, restored.idempotency_keys, self.recovery_s)
 
     async def wait_stopped(self) -> None:
         await self._stopped.wait()

@@ -26,15 +26,18 @@ MAX_REQUEUE_DEFAULT = 1000  # dead letters a RequeueTasks with all_dead_letters 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(self, core: MeshCore, agents: AgentSessions, hub: WatchHub, cache_sync: CacheSync,
-                 started_at: float, commits: Commits | None = None) -> None:
+                 started_at: float, commits: Commits | None = None, recovered: tuple[int, float] = (0, 0.0)
+                 ) -> None:
         """`started_at`: when the coordinator started serving (seconds, for GetStats' uptime).
-        `commits`: the journal; replies that report a change wait for its commit."""
+        `commits`: the journal; replies that report a change wait for its commit. `recovered`:
+        the tasks recovered from it at start, and the seconds that took."""
         self._core = core
         self._agents = agents
         self._hub = hub
         self._cache_sync = cache_sync
         self._started_at = started_at
         self._commits = commits
+        self._recovered = recovered
 
     async def _durable(self, context: grpc.aio.ServicerContext) -> None:
         """Return once what this call changed is committed; UNAVAILABLE if it cannot be."""
@@ -193,6 +196,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
             invalidation_epoch=self._cache_sync.log.epoch,
             invalidation_seq=self._cache_sync.log.head,
             warmups_total=self._cache_sync.warmups_total,
+            recovered_tasks=self._recovered[0],
+            recovery_s=self._recovered[1],
         )
 
     @core_errors

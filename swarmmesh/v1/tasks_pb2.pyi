@@ -154,7 +154,7 @@ class InvalidateResponse(_message.Message):
     def __init__(self, seq: _Optional[int] = ..., dropped: _Optional[int] = ..., agents_answered: _Optional[int] = ..., agents_total: _Optional[int] = ..., warmups_submitted: _Optional[int] = ...) -> None: ...
 
 class ClusterStats(_message.Message):
-    __slots__ = ("tasks_by_state", "queue_depth", "agents_ready", "agents_draining", "capacity_total", "in_flight", "submitted_total", "succeeded_total", "failed_total", "cancelled_total", "stale_results_total", "reassigned_total", "deduplicated_total", "evicted_total", "uptime_s", "agents", "invalidations_total", "invalidation_epoch", "invalidation_seq", "warmups_total", "retried_total", "dead_lettered_total", "requeued_total")
+    __slots__ = ("tasks_by_state", "queue_depth", "agents_ready", "agents_draining", "capacity_total", "in_flight", "submitted_total", "succeeded_total", "failed_total", "cancelled_total", "stale_results_total", "reassigned_total", "deduplicated_total", "evicted_total", "uptime_s", "agents", "invalidations_total", "invalidation_epoch", "invalidation_seq", "warmups_total", "retried_total", "dead_lettered_total", "requeued_total", "recovered_tasks", "recovery_s")
     class TasksByStateEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -185,6 +185,8 @@ class ClusterStats(_message.Message):
     RETRIED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTERED_TOTAL_FIELD_NUMBER: _ClassVar[int]
     REQUEUED_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    RECOVERED_TASKS_FIELD_NUMBER: _ClassVar[int]
+    RECOVERY_S_FIELD_NUMBER: _ClassVar[int]
     tasks_by_state: _containers.ScalarMap[str, int]
     queue_depth: int
     agents_ready: int
@@ -208,7 +210,9 @@ class ClusterStats(_message.Message):
     retried_total: int
     dead_lettered_total: int
     requeued_total: int
-    def __init__(self, tasks_by_state: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[int] = ..., agents_ready: _Optional[int] = ..., agents_draining: _Optional[int] = ..., capacity_total: _Optional[int] = ..., in_flight: _Optional[int] = ..., submitted_total: _Optional[int] = ..., succeeded_total: _Optional[int] = ..., failed_total: _Optional[int] = ..., cancelled_total: _Optional[int] = ..., stale_results_total: _Optional[int] = ..., reassigned_total: _Optional[int] = ..., deduplicated_total: _Optional[int] = ..., evicted_total: _Optional[int] = ..., uptime_s: _Optional[float] = ..., agents: _Optional[_Iterable[_Union[_types_pb2.Agent, _Mapping]]] = ..., invalidations_total: _Optional[int] = ..., invalidation_epoch: _Optional[str] = ..., invalidation_seq: _Optional[int] = ..., warmups_total: _Optional[int] = ..., retried_total: _Optional[int] = ..., dead_lettered_total: _Optional[int] = ..., requeued_total: _Optional[int] = ...) -> None: ...
+    recovered_tasks: int
+    recovery_s: float
+    def __init__(self, tasks_by_state: _Optional[_Mapping[str, int]] = ..., queue_depth: _Optional[int] = ..., agents_ready: _Optional[int] = ..., agents_draining: _Optional[int] = ..., capacity_total: _Optional[int] = ..., in_flight: _Optional[int] = ..., submitted_total: _Optional[int] = ..., succeeded_total: _Optional[int] = ..., failed_total: _Optional[int] = ..., cancelled_total: _Optional[int] = ..., stale_results_total: _Optional[int] = ..., reassigned_total: _Optional[int] = ..., deduplicated_total: _Optional[int] = ..., evicted_total: _Optional[int] = ..., uptime_s: _Optional[float] = ..., agents: _Optional[_Iterable[_Union[_types_pb2.Agent, _Mapping]]] = ..., invalidations_total: _Optional[int] = ..., invalidation_epoch: _Optional[str] = ..., invalidation_seq: _Optional[int] = ..., warmups_total: _Optional[int] = ..., retried_total: _Optional[int] = ..., dead_lettered_total: _Optional[int] = ..., requeued_total: _Optional[int] = ..., recovered_tasks: _Optional[int] = ..., recovery_s: _Optional[float] = ...) -> None: ...
 
 class SessionRequest(_message.Message):
     __slots__ = ("submits", "watches", "unwatch")
