@@ -15,6 +15,7 @@ NOOP = "bench.handlers:noop"
 
 def bench_mesh(workdir: Path, sidecars: int, capacity: int, *, coordinator_args: Sequence[str] = (),
                handler: str = NOOP, env: Mapping[str, str] | None = None) -> LocalMesh:
+    """The coordinator keeps its journal (at the default sync) in `workdir`, as a user's would be on."""
     agents = [DemoAgent(f"bench-{i}", {"bench": 1}, ("noop",), capacity) for i in range(sidecars)]
     return LocalMesh(workdir, agents, handler=f"noop={handler}", coordinator_args=coordinator_args, env=env)
 

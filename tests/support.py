@@ -160,8 +160,13 @@ class Proc:
         return self.popen.returncode
 
 
-def coordinator_args(ready: Path, listen: str = "127.0.0.1:0", *extra: str) -> list[str]:
-    return [sys.executable, "-m", "coordinator", "--listen", listen, "--ready-file", str(ready), *extra]
+def coordinator_args(ready: Path, listen: str = "127.0.0.1:0", *extra: str,
+                     journal: Path | str | None = "journal.sqlite") -> list[str]:
+    """`journal`: the coordinator's journal file, relative to the ready file's directory (the
+    test's own); None runs it without one. A coordinator restarted in the same directory
+    recovers the journal of the one before it."""
+    where = ["--unsafe-no-journal"] if journal is None else ["--journal", str(ready.parent / journal)]
+    return [sys.executable, "-m", "coordinator", "--listen", listen, "--ready-file", str(ready), *where, *extra]
 
 
 def sidecar_args(address: str, agent_id: str, ready: Path, *extra: str) -> list[str]:

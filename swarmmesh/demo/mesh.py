@@ -43,9 +43,13 @@ class _State(enum.Enum):
 
 
 def coordinator_command(
-    ready_file: Path, *, python: str = sys.executable, extra: Sequence[str] = ()
+    ready_file: Path, *, python: str = sys.executable, extra: Sequence[str] = (), journal: Path | None = None
 ) -> list[str]:
-    return [python, "-m", "coordinator", "--listen", "127.0.0.1:0", "--ready-file", str(ready_file), *extra]
+    """`journal`: the coordinator's journal file. A coordinator on port 0 needs one (or
+    `--unsafe-no-journal` in `extra`): it has no fixed address to name a default file after."""
+    where = ["--journal", str(journal)] if journal is not None else []
+    return [python, "-m", "coordinator", "--listen", "127.0.0.1:0", "--ready-file", str(ready_file), *where,
+            *extra]
 
 
 def sidecar_command(
@@ -208,9 +212,9 @@ class LocalMesh:
         self._state = _State.STARTING
         deadline = time.monotonic() + startup_timeout
         ready = self.workdir / "coordinator.json"
-        self._coordinator = _Child(
-            "coordinator", coordinator_command(ready, extra=self.coordinator_args), self.workdir, self.env
-        )
+        # The journal lives and dies with the work directory, as everything else of a throwaway mesh.
+        command = coordinator_command(ready, extra=self.coordinator_args, journal=self.workdir / "journal.sqlite")
+        self._coordinator = _Child("coordinator", command, self.workdir, self.env)
         info = await self._await_ready_file(ready, self._coordinator, deadline)
         self._address = str(info["address"])
         self._log(

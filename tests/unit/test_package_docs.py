@@ -23,6 +23,7 @@ PACKAGES = [
     "coordinator/profile",
     "coordinator/service",
     "coordinator/metrics",
+    "coordinator/journal",
     "swarmmesh",
     "swarmmesh/telemetry",
     "swarmmesh/demo",
