@@ -20,6 +20,7 @@ exactly what the sidecar uses.
 | reconnect_max_s       | --reconnect-max           | SWARMMESH_RECONNECT_MAX         |
 | register_timeout_s    | --register-timeout        | SWARMMESH_REGISTER_TIMEOUT      |
 | drain_timeout_s       | --drain-timeout           | SWARMMESH_DRAIN_TIMEOUT         |
+| held_results_max      | --held-results N          | SWARMMESH_HELD_RESULTS          |
 | log_level             | --log-level               | SWARMMESH_LOG_LEVEL             |
 | tracemalloc_top       | --tracemalloc-top N       | SWARMMESH_TRACEMALLOC_TOP       |
 | tracing               | --tracing on|off          | SWARMMESH_TRACING               |
@@ -52,6 +53,7 @@ MAX_KIND_CHARS = 128
 MAX_CAPACITY = 10_000
 MAX_LABEL_LEVEL = 2**32 - 1
 MAX_TRACEMALLOC_TOP = 100
+MAX_HELD_RESULTS = 10_000_000
 
 _HANDLER_SPEC_RE = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG")
@@ -87,6 +89,10 @@ class SidecarConfig:
     register_timeout_s: float = 10.0
     # Seconds in-flight tasks may keep running once a drain starts.
     drain_timeout_s: float = 30.0
+    # Results kept while the coordinator is unreachable (finished with no
+    # stream up, or unanswered when the stream ended), to hand over when it is
+    # back; once that many are kept, later ones are dropped. 0 = keep none.
+    held_results_max: int = 10_000
     # Python logging level name.
     log_level: str = "INFO"
     # Top allocation sites (by live bytes, from tracemalloc) sent in heartbeats,
@@ -149,6 +155,8 @@ class SidecarConfig:
         _check_positive("register_timeout_s", self.register_timeout_s)
         if self.drain_timeout_s < 0:
             raise ValueError(f"drain_timeout_s: must be >= 0, got {self.drain_timeout_s}")
+        if isinstance(self.held_results_max, bool) or not 0 <= self.held_results_max <= MAX_HELD_RESULTS:
+            raise ValueError(f"held_results_max: must be 0..{MAX_HELD_RESULTS}, got {self.held_results_max!r}")
         if isinstance(self.tracemalloc_top, bool) or not 0 <= self.tracemalloc_top <= MAX_TRACEMALLOC_TOP:
             raise ValueError(f"tracemalloc_top: must be 0..{MAX_TRACEMALLOC_TOP}, got {self.tracemalloc_top!r}")
         if self.log_level not in _LOG_LEVELS:
@@ -249,7 +257,7 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
             "SWARMMESH_KINDS (a,b), SWARMMESH_CAPACITY, SWARMMESH_HANDLER (module:function), "
             "SWARMMESH_HANDLERS (kind=module:function,...), SWARMMESH_VERSION_TAG, "
             "SWARMMESH_HEARTBEAT_INTERVAL, SWARMMESH_RECONNECT_INITIAL, SWARMMESH_RECONNECT_MAX, "
-            "SWARMMESH_REGISTER_TIMEOUT, SWARMMESH_DRAIN_TIMEOUT, SWARMMESH_LOG_LEVEL, SWARMMESH_TRACEMALLOC_TOP, "
+            "SWARMMESH_REGISTER_TIMEOUT, SWARMMESH_DRAIN_TIMEOUT, SWARMMESH_HELD_RESULTS, SWARMMESH_LOG_LEVEL, SWARMMESH_TRACEMALLOC_TOP, "
             "SWARMMESH_CPUS (0-3), "
             f"{cache_config.ENV_HELP}. A flag replaces its environment variable."
         ),
@@ -286,6 +294,8 @@ def build_parser(prog: str = "swarmmesh sidecar") -> argparse.ArgumentParser:
     p.add_argument(
         "--drain-timeout", type=float, metavar="SECONDS", help="in-flight grace on drain (default 30)"
     )
+    p.add_argument("--held-results", type=int, metavar="N",
+                   help="results kept while the coordinator is unreachable (default 10000)")
     p.add_argument("--log-level", type=str.upper, choices=_LOG_LEVELS, help="logging level (default INFO)")
     p.add_argument("--tracemalloc-top", type=int, metavar="N",
                    help="send the N largest allocation sites in heartbeats (tracemalloc; default 0 = off)")
@@ -319,6 +329,7 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str] | None = None)
     pick("reconnect_max_s", ns.reconnect_max, "SWARMMESH_RECONNECT_MAX", float)
     pick("register_timeout_s", ns.register_timeout, "SWARMMESH_REGISTER_TIMEOUT", float)
     pick("drain_timeout_s", ns.drain_timeout, "SWARMMESH_DRAIN_TIMEOUT", float)
+    pick("held_results_max", ns.held_results, "SWARMMESH_HELD_RESULTS", int)
     pick("log_level", ns.log_level, "SWARMMESH_LOG_LEVEL")
     pick("tracemalloc_top", ns.tracemalloc_top, "SWARMMESH_TRACEMALLOC_TOP", int)
     pick("tracing", None if ns.tracing is None else ns.tracing == "on", "SWARMMESH_TRACING", _on_off)

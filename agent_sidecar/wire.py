@@ -87,7 +87,9 @@ def register_to_proto(
     credits: int,
     cache_epoch: str = "",
     cache_seq: int = 0,
+    held: Iterable[tuple[str, int]] = (),
 ) -> mesh_pb2.Register:
+    """`held`: (task_id, attempt) of each attempt still held from an earlier stream."""
     return mesh_pb2.Register(
         agent_id=agent_id,
         labels=dict(labels),
@@ -97,6 +99,7 @@ def register_to_proto(
         credits=credits,
         cache_epoch=cache_epoch,
         cache_seq=cache_seq,
+        held=[mesh_pb2.TaskRef(task_id=t, attempt=a) for t, a in held],
     )
 
 

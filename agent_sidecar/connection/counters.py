@@ -39,8 +39,19 @@ class ConnectionCounters:
     connect_failures: int = 0
     frames_sent: int = 0
     results_sent: int = 0
-    # Results of tasks from an earlier stream, or queued when a stream ended.
+    # Results never sent: of attempts not assigned here, beyond the outage
+    # buffer, or given up on after their streams kept ending (held.py).
     results_dropped: int = 0
+    # Of those, dropped because the outage buffer was full.
+    results_dropped_full: int = 0
+    # Results kept for a later stream: finished with no stream up, or left
+    # unanswered when theirs ended (once per stream end that kept them).
+    results_kept: int = 0
+    # Kept results written on a later stream.
+    results_handed_over: int = 0
+    # Handed-over results the coordinator rejected as stale, unknown or not
+    # this agent's (expected: only counted, never resent).
+    handed_over_rejected: int = 0
     assignments: int = 0
     cancels: int = 0
     acks_ok: int = 0

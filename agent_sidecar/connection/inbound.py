@@ -24,6 +24,10 @@ from swarmmesh.v1 import mesh_pb2
 
 log = logging.getLogger(__name__)
 
+# Rejections a result handed over after a reconnect may get for a reason of the
+# coordinator's own (FAILED_PRECONDITION is always expected, see _handle_acks).
+_EXPECTED_AFTER_HANDOVER = frozenset({wire.ACK_NOT_FOUND, wire.ACK_PERMISSION_DENIED})
+
 
 class FrameHandler:
     """Applies one CoordinatorFrame at a time to the runner, the cache and the counters."""
@@ -56,6 +60,8 @@ class FrameHandler:
             self._counters.acks_ok += frame.recorded
         if frame.acks:
             self._handle_acks(frame.acks)
+        if frame.recorded or frame.acks:
+            self._outbox.held.answered(frame.recorded + len(frame.acks))
         for ref in frame.cancels:
             self._counters.cancels += 1
             if self._runner.cancel(ref.task_id, ref.attempt):
@@ -79,6 +85,7 @@ class FrameHandler:
             if code == wire.ACK_FAILED_PRECONDITION:
                 # Normal after a reassignment: another attempt owns the task now.
                 c.acks_stale += 1
+                self._outbox.held.rejected_after_handover((ack.task_id, ack.attempt))
                 log.debug("stale result %s#%d: %s", ack.task_id, ack.attempt, ack.message)
                 continue
             if code == wire.ACK_NOT_FOUND:
@@ -87,6 +94,14 @@ class FrameHandler:
                 c.acks_denied += 1
             else:
                 c.acks_other += 1
+            if code in _EXPECTED_AFTER_HANDOVER and self._outbox.held.rejected_after_handover(
+                (ack.task_id, ack.attempt)
+            ):
+                # A coordinator that restarted without its journal, or that gave
+                # the task to another agent meanwhile: the result is moot.
+                log.debug("handed-over result %s#%d rejected (code %d): %s",
+                          ack.task_id, ack.attempt, code, ack.message)
+                continue
             log.log(
                 self._warn.level(f"ack{code}"),
                 "coordinator rejected result %s#%d (code %d): %s",

@@ -5,11 +5,16 @@ Writes are coalesced: what the next SidecarFrame carries is queued in the outbox
 frame whenever it is free. What the coordinator's frames mean is applied by
 inbound.py; this module keeps the stream itself.
 
-Reconnects: the coordinator re-queues every task of a stream that ended, so
-results of tasks assigned on an earlier stream are dropped rather than sent
-(they would only come back as stale). Credits are not carried over: the new
-Register grants exactly the slots free at that moment, and slots still busy
-with old tasks return their credit when they free up.
+Reconnects: tasks keep running when a stream ends, and nothing they finish is
+dropped for it. The results the coordinator had not answered, and those
+finished while no stream is up, are kept (bounded, see held.py); the next
+Register lists them and the attempts still running in `held`, so a restarted
+coordinator records them instead of running the tasks again, and they go out
+first on the new stream. A coordinator that stayed up re-queued those tasks
+when the stream ended and answers them as stale, which costs nothing. Credits
+are not carried over: the new Register grants exactly the slots free at that
+moment, and slots still busy with old tasks return their credit when they
+free up.
 """
 
 from __future__ import annotations
@@ -69,7 +74,8 @@ class ConnectionManager:
         cache: ResultCache | None = None,
     ) -> None:
         self.counters = ConnectionCounters()
-        self.outbox = Outbox(self.counters)
+        self._warn = RateLimitedWarning()
+        self.outbox = Outbox(self.counters, config.held_results_max, self._warn)
         self._config = config
         self._runner = runner
         self._kinds = list(kinds)
@@ -96,7 +102,6 @@ class ConnectionManager:
         self._interrupt = asyncio.Event()  # ends a backoff sleep early
         self.registered_once = asyncio.Event()
         self._main: asyncio.Task[None] | None = None
-        self._warn = RateLimitedWarning()
         self._frames = FrameHandler(runner, self.outbox, self.counters, cache, self._warn)
 
     # --- public surface ---------------------------------------------------------
@@ -252,6 +257,7 @@ class ConnectionManager:
             self._accept_registration(first.registered)
             self._session_registered = True
             self._connected = True
+            self.outbox.stream_opened()
             self._drain_answered = False
             self._handle_frame(first)
 
@@ -282,8 +288,9 @@ class ConnectionManager:
 
     def _new_register(self) -> mesh_pb2.Register:
         # Reset the outbox in the same step as reading free slots, so every
-        # slot is granted exactly once: now if free, later via push_result.
-        self.outbox.reset_for_stream()
+        # slot is granted exactly once: now if free, later via push_result. A
+        # held result's slot is free already; a running attempt's is not.
+        held = self.outbox.reset_for_stream(self._runner.capacity)
         cache_epoch, cache_seq = self._cache.sync_point() if self._cache is not None else ("", 0)
         return wire.register_to_proto(
             agent_id=self._config.agent_id,
@@ -294,6 +301,7 @@ class ConnectionManager:
             credits=0 if self.outbox.draining else self._runner.free_slots,
             cache_epoch=cache_epoch,
             cache_seq=cache_seq,
+            held=held,
         )
 
     def _accept_registration(self, reg: mesh_pb2.Registered) -> None:
@@ -335,8 +343,7 @@ class ConnectionManager:
     def _end_session(self) -> None:
         self._connected = False
         self._writing = False
-        # The coordinator re-queues everything this stream held.
-        self.outbox.drop_stream_results()
+        self.outbox.stream_ended()
         self._progress.set()
 
     # --- stream tasks ---------------------------------------------------------------

@@ -7,10 +7,12 @@ it is free. Under load, items pile up while a write is in flight and leave
 together in the next frame; at low load each item leaves at once. No timer ever
 holds a frame back.
 
-Only results of attempts assigned on the current stream are queued: the
-coordinator re-queues every task of a stream that ended, so a result from an
-earlier stream would only come back as stale. Credits are queued whatever the
-stream, and a new stream starts from an empty outbox (see `reset_for_stream`).
+Results outlive their stream: a result written is held until the coordinator
+answers it, and when a stream ends its unanswered and queued results stay
+queued for the next one, with those finished while no stream is up, within a
+bound (held.py has the rules). Credits, heartbeats and invalidation reports
+belong to their stream: a new stream starts without them, and its Register
+carries the free slots (see `reset_for_stream`).
 
 Its own module so the rules for what goes into a frame can be read apart from
 the stream plumbing in manager.py; the `ConnectionManager` holds one outbox and
@@ -23,7 +25,8 @@ import asyncio
 import logging
 
 from agent_sidecar import wire
-from agent_sidecar.connection.counters import ConnectionCounters
+from agent_sidecar.connection.counters import ConnectionCounters, RateLimitedWarning
+from agent_sidecar.connection.held import HeldResults
 from agent_sidecar.runner.slot import TaskKey
 from swarmmesh.v1 import mesh_pb2
 
@@ -33,8 +36,11 @@ log = logging.getLogger(__name__)
 class Outbox:
     """Everything the next SidecarFrame will carry; `take_frame` empties it."""
 
-    def __init__(self, counters: ConnectionCounters) -> None:
+    def __init__(self, counters: ConnectionCounters, held_limit: int, warn: RateLimitedWarning) -> None:
         self.counters = counters
+        self.held = HeldResults(counters, held_limit, warn)
+        # A registered stream is up: results queue without bound, the writer takes them.
+        self._open = False
         self._results: list[mesh_pb2.TaskResult] = []
         self._credits = 0
         self._heartbeat: mesh_pb2.Heartbeat | None = None
@@ -43,8 +49,8 @@ class Outbox:
         self._draining_sent = False
         # Set whenever something is queued; the writer waits on it.
         self._wake = asyncio.Event()
-        # (task_id, attempt) assigned on the current stream and not yet answered.
-        self._session_keys: set[TaskKey] = set()
+        # (task_id, attempt) assigned, on this stream or an earlier one, whose result is still to come.
+        self._assigned: set[TaskKey] = set()
 
     @property
     def draining(self) -> bool:
@@ -70,12 +76,13 @@ class Outbox:
         self._credits += credits
         if result is not None:
             key = (result.task_id, result.attempt)
-            if key in self._session_keys:
-                self._session_keys.discard(key)
-                self._results.append(result)
-            else:
+            if key not in self._assigned:
                 self.counters.results_dropped += 1
-                log.debug("dropping result %s#%d from an earlier stream", *key)
+                log.debug("dropping result %s#%d of an attempt not assigned here", *key)
+            else:
+                self._assigned.discard(key)
+                if self._open or self.held.keep(len(self._results)):
+                    self._results.append(result)
         self._wake.set()
 
     def push_invalidation_report(self, seq: int, dropped: int) -> None:
@@ -94,12 +101,13 @@ class Outbox:
         self._wake.set()
 
     def expect_result(self, key: TaskKey) -> None:
-        """An attempt assigned on the current stream: its result will be sent."""
-        self._session_keys.add(key)
+        """An attempt assigned to this agent: its result will be sent, whatever stream is up then."""
+        self._assigned.add(key)
 
     def forget_result(self, key: TaskKey) -> None:
         """An attempt withdrawn by a cancel: no result is sent for it."""
-        self._session_keys.discard(key)
+        self._assigned.discard(key)
+        self.held.forget(key)
 
     def wake(self) -> None:
         """Wake the writer with nothing queued, so it looks at the stream's state again."""
@@ -125,6 +133,8 @@ class Outbox:
         ):
             return None
         frame = wire.outbound_frame(self._results, self._credits, self._draining, self._heartbeat, self._reports)
+        if self._results:
+            self.held.written(self._results)
         self._reports = []
         self._results = []
         self._credits = 0
@@ -133,16 +143,23 @@ class Outbox:
             self._draining_sent = True
         return frame
 
-    def reset_for_stream(self) -> None:
-        """Empty the outbox for a new stream, whose Register carries the free slots."""
-        self.drop_stream_results()
+    def reset_for_stream(self, capacity: int) -> list[TaskKey]:
+        """Start a new stream, whose Register carries the free slots, and return
+        the attempts it lists as held: the results queued, then those running."""
         self._credits = 0
         self._heartbeat = None
         self._draining_sent = False
         self._reports = []
+        return self.held.hand_over(self._results, self._assigned, capacity)
 
-    def drop_stream_results(self) -> None:
-        """Forget the stream that ended: the coordinator re-queues everything it held."""
-        self.counters.results_dropped += len(self._results)
-        self._results = []
-        self._session_keys.clear()
+    def stream_opened(self) -> None:
+        """The new stream is registered: what is queued goes out first on it."""
+        self._open = True
+        self.held.registered()
+
+    def stream_ended(self) -> None:
+        """Keep what the ended stream left unanswered for the next one."""
+        if not self._open:
+            return
+        self._open = False
+        self._results = self.held.carry_over(self._results)

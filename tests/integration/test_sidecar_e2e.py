@@ -287,18 +287,20 @@ async def test_reconnect_after_coordinator_restart(server: FakeServer) -> None:
         await server.start()  # same port
         await eventually(lambda: len(server.fake.streams) == 2, what="re-registered")
         second = server.fake.last
-        # One slot is still busy with a task the coordinator has re-queued.
+        # One slot is still busy with the task of the old stream, which the
+        # new Register says it still holds.
         assert second.register.credits == 3
         assert second.register.agent_id == "agent-e2e"
+        assert [(h.task_id, h.attempt) for h in second.register.held] == [("t1", 1)]
 
         release.set()
-        # Its result is dropped (stale), but its slot comes back as a credit.
+        # Its result is handed over on the new stream, and its slot comes back as a credit.
         await eventually(lambda: second.credits == 4, what="credit of the old task")
-        assert all(r.task_id != "t1" for r in second.results)
-        assert sidecar.connection.counters.results_dropped == 1
+        await eventually(lambda: [r.task_id for r in second.results] == ["t1"], what="t1 handed over")
+        assert sidecar.connection.counters.results_dropped == 0
 
         second.assign(task(2))
-        await eventually(lambda: [r.task_id for r in second.results] == ["t2"], what="work after reconnect")
+        await eventually(lambda: [r.task_id for r in second.results] == ["t1", "t2"], what="work after reconnect")
 
 
 async def test_keeps_retrying_until_coordinator_appears() -> None:

@@ -54,6 +54,7 @@ def test_config_is_frozen_including_mappings() -> None:
         ({"heartbeat_interval_s": 0}, "heartbeat_interval_s"),
         ({"reconnect_initial_s": 2.0, "reconnect_max_s": 1.0}, "reconnect_max_s"),
         ({"drain_timeout_s": -1}, "drain_timeout_s"),
+        ({"held_results_max": -1}, "held_results_max"),
         ({"log_level": "LOUD"}, "log_level"),
         ({"coordinator": ""}, "coordinator"),
     ],
@@ -173,3 +174,11 @@ def test_empty_env_values_are_ignored() -> None:
     cfg = from_namespace(ns, {"SWARMMESH_KINDS": "", "SWARMMESH_AGENT_ID": "  "})
     assert cfg.kinds == ()
     assert cfg.agent_id.endswith(f"-{os.getpid()}")
+
+
+def test_held_results_bound_from_flag_or_environment() -> None:
+    assert SidecarConfig().held_results_max == 10_000
+    assert SidecarConfig(held_results_max=0).held_results_max == 0  # keep none
+    assert from_env_and_args([], {"SWARMMESH_HELD_RESULTS": "50"}).held_results_max == 50
+    flag = from_env_and_args(["--held-results", "7"], {"SWARMMESH_HELD_RESULTS": "50"})
+    assert flag.held_results_max == 7

@@ -10,53 +10,11 @@ import pytest
 
 from agent_sidecar.config import SidecarConfig
 from agent_sidecar.connection.channel import backoff_delay, channel_options
-from agent_sidecar.connection.manager import ConnectionManager
-from agent_sidecar.handlers import HandlerRegistry
-from agent_sidecar.runner.runner import Runner
 from agent_sidecar.threads import HandlerThreads
 from agent_sidecar.wire import failure_to_proto, success_to_proto
 from swarmmesh.v1 import mesh_pb2
 from tests.support import eventually
-
-
-class FakeCall:
-    """Stands in for the grpc.aio stream: records frames, can hold a write open."""
-
-    def __init__(self) -> None:
-        self.frames: list[mesh_pb2.SidecarFrame] = []
-        self.gate = asyncio.Event()
-        self.gate.set()
-        self.writing = asyncio.Event()
-        self.half_closed = False
-
-    async def write(self, frame: mesh_pb2.SidecarFrame) -> None:
-        self.frames.append(frame)
-        self.writing.set()
-        await self.gate.wait()
-
-    async def done_writing(self) -> None:
-        self.half_closed = True
-
-
-def make_conn(capacity: int = 4) -> tuple[ConnectionManager, Runner]:
-    cfg = SidecarConfig(agent_id="a", capacity=capacity)
-    reg = HandlerRegistry()
-    reg.register("*", lambda ctx: None)
-    conn: ConnectionManager | None = None
-
-    def forward(result: mesh_pb2.TaskResult | None, credits: int) -> None:
-        assert conn is not None
-        conn.outbox.push_result(result, credits)
-
-    runner = Runner(reg, capacity=capacity, agent_id="a", on_result=forward)
-    conn = ConnectionManager(cfg, runner, kinds=[])
-    return conn, runner
-
-
-def assign(conn: ConnectionManager, *task_ids: str) -> None:
-    """Make the tasks known to the current stream, as the reader does."""
-    for t in task_ids:
-        conn.outbox.expect_result((t, 1))
+from tests.unit.sidecar_fakes import FakeCall, assign, assignment, make_conn
 
 
 async def test_writes_are_coalesced_while_a_write_is_in_flight() -> None:
@@ -99,7 +57,7 @@ async def test_draining_frames_grant_no_credits() -> None:
     await runner.stop(0)
 
 
-async def test_results_of_earlier_streams_are_dropped() -> None:
+async def test_results_of_attempts_not_assigned_here_are_dropped() -> None:
     conn, runner = make_conn()
     conn.outbox.push_result(success_to_proto("old", 1, b"", "", 1), 1)
     assert conn.counters.results_dropped == 1
@@ -109,21 +67,20 @@ async def test_results_of_earlier_streams_are_dropped() -> None:
 
 
 async def test_register_grants_exactly_the_free_slots() -> None:
-    conn, runner = make_conn(capacity=4)
     gate = threading.Event()
-    reg = HandlerRegistry()
-    reg.register("*", lambda ctx: gate.wait(5))
-    runner._registry = reg
-    conn._handle_frame(mesh_pb2.CoordinatorFrame(assignments=[mesh_pb2.Assignment(task_id="t1", attempt=1)]))
+    conn, runner = make_conn(capacity=4, handler=lambda ctx: gate.wait(5))
+    conn._handle_frame(assignment("t1"))
     conn.outbox.push_result(None, 3)  # credits queued for a stream that is gone
     register = conn._new_register()
     assert register.credits == 3 and register.capacity == 4 and register.agent_id == "a"
+    assert [(h.task_id, h.attempt) for h in register.held] == [("t1", 1)]
     assert conn.outbox.credits == 0
-    # t1 belonged to the old stream: its result is dropped, its slot returns as a credit.
+    # t1 was assigned on the old stream: its result is kept for the new one,
+    # and its slot returns as a credit.
     gate.set()
     await runner.wait_idle(5)
     frame = conn.outbox.take_frame()
-    assert frame is not None and frame.credits == 1 and list(frame.results) == []
+    assert frame is not None and frame.credits == 1 and [r.task_id for r in frame.results] == ["t1"]
     await runner.stop(0)
 
 
