@@ -13,6 +13,7 @@ Modules:
 __main__: `python -m coordinator` / `swarmmesh coordinator`: run until signalled
 server: `Coordinator`, the process's shell: its parts put together, and their lifecycle
 config: `CoordinatorConfig`, the process's one configuration, nested by concern, from flags and environment
+flags: the coordinator's flags and environment variables, parsed onto `CoordinatorConfig`'s fields
 tracing: the coordinator's spans of each task, derived from its state changes
 """
 
