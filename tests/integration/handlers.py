@@ -8,9 +8,9 @@ import os
 from typing import Any
 
 
-def _log_execution(ctx: Any) -> None:
+def _log_execution(ctx: Any, variable: str = "SWARMMESH_TEST_EXEC_LOG") -> None:
     # One O_APPEND write per execution: lets a test count how often each task ran.
-    path = os.environ.get("SWARMMESH_TEST_EXEC_LOG")
+    path = os.environ.get(variable)
     if path:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
@@ -30,6 +30,14 @@ async def sleepy(ctx: Any) -> dict[str, Any]:
     ms = json.loads(ctx.payload or b"{}").get("ms", 100)
     await asyncio.sleep(ms / 1000)
     return {"agent": ctx.agent_id, "attempt": ctx.attempt}
+
+
+async def sleepy_noted(ctx: Any) -> dict[str, Any]:
+    """sleepy, and a line in SWARMMESH_TEST_DONE_LOG once it is done: a test sees a task
+    finish while no coordinator is there to be told."""
+    result = await sleepy(ctx)
+    _log_execution(ctx, "SWARMMESH_TEST_DONE_LOG")
+    return result
 
 
 async def paced(ctx: Any) -> dict[str, Any]:
