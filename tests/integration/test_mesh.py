@@ -165,7 +165,7 @@ def test_failures_and_cancel(mesh: Mesh) -> None:
 
 def test_a_frozen_sidecar_loses_its_lease_and_its_late_results_are_rejected(mesh: Mesh) -> None:
     mesh.start_coordinator("--lease-timeout-s", "2", "--heartbeat-interval-s", "0.5")
-    # DEBUG: the sidecar names each result it drops as belonging to an ended stream.
+    # DEBUG: the sidecar names each result the coordinator refuses as stale.
     frozen = mesh.start_sidecar("frozen", "--capacity", "4", "--log-level", "DEBUG", handler="paced")
     # Attempt 1 outlasts the freeze and the lease, so it finishes after the thaw,
     # when the sidecar already knows its stream was fenced.
@@ -179,18 +179,19 @@ def test_a_frozen_sidecar_loses_its_lease_and_its_late_results_are_rejected(mesh
     finally:
         frozen.popen.send_signal(signal.SIGCONT)
     assert all(t.state == SUCCEEDED and t.attempt == 2 and t.agent_id == "healthy" for t in tasks.values())
-    # Thawed, it finishes attempt 1 of each task; those results belong to a fenced
-    # session and are never recorded. The sidecar then registers afresh.
+    # Thawed, it finishes attempt 1 of each task and keeps those results through its
+    # fenced stream; it registers afresh and hands them over, and the coordinator
+    # refuses each as stale: attempt 2 was recorded.
     assert_eventually(lambda: "frozen" in mesh.ready_agents(), timeout=30, what="frozen re-registered")
 
     def dropped() -> set[str]:
-        found = re.findall(r"dropping result (\S+)#1 from an earlier stream", frozen.log_file.read_text())
+        found = re.findall(r"(?:stale|handed-over) result (\S+)#1", frozen.log_file.read_text())
         return set(found)
 
-    assert_eventually(lambda: dropped() == set(ids), timeout=30, what="attempt 1 results finished and dropped")
+    assert_eventually(lambda: dropped() == set(ids), timeout=30, what="attempt 1 results finished and refused")
     assert Counter(a for _, a, _ in mesh.executions())[1] == 4, "the old attempts ran"
     stats = mesh.stats()
-    assert stats.succeeded_total == 4 and stats.stale_results_total == 0
+    assert stats.succeeded_total == 4 and stats.stale_results_total == 4
     assert all(mesh.stub.GetTask(tasks_pb2.GetTaskRequest(task_id=i)).agent_id == "healthy" for i in ids)
     assert mesh.ready_agents()["frozen"].completed == 0
 
