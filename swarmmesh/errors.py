@@ -14,6 +14,7 @@ from typing import Any
 import grpc
 
 __all__ = [
+    "RETRY_PUSHBACK_KEY",
     "AlreadyExists",
     "Cancelled",
     "DeadlineExceeded",
@@ -41,15 +42,18 @@ class SwarmMeshError(Exception):
         accepted_task_ids: for a failed ``submit_many``, the ids of tasks from
             earlier batches that the coordinator had already accepted (batches
             are all-or-nothing, the whole call is not).
+        retry_after_ms: the coordinator's hint of when a retry is likely to be
+            accepted (its ``grpc-retry-pushback-ms``), in milliseconds; 0 = none.
     """
 
     default_code: grpc.StatusCode = grpc.StatusCode.UNKNOWN
 
-    def __init__(self, details: str = "", code: grpc.StatusCode | None = None) -> None:
+    def __init__(self, details: str = "", code: grpc.StatusCode | None = None, retry_after_ms: int = 0) -> None:
         super().__init__(details)
         self.code: grpc.StatusCode = code if code is not None else self.default_code
         self.details: str = details
         self.accepted_task_ids: tuple[str, ...] = ()
+        self.retry_after_ms: int = retry_after_ms
 
     @property
     def code_name(self) -> str:
@@ -151,9 +155,13 @@ _BY_CODE[grpc.StatusCode.ABORTED] = FailedPrecondition
 _BY_CODE[grpc.StatusCode.DATA_LOSS] = Internal
 
 
-def error_for(code: grpc.StatusCode, details: str) -> SwarmMeshError:
+#: The trailer in which the coordinator says when to try again (gRPC's own retry name for it).
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+
+
+def error_for(code: grpc.StatusCode, details: str, retry_after_ms: int = 0) -> SwarmMeshError:
     """Build the exception matching ``code``."""
-    return _BY_CODE.get(code, SwarmMeshError)(details, code)
+    return _BY_CODE.get(code, SwarmMeshError)(details, code, retry_after_ms)
 
 
 def from_rpc_error(err: Any) -> SwarmMeshError:
@@ -162,4 +170,16 @@ def from_rpc_error(err: Any) -> SwarmMeshError:
     details = err.details() if callable(getattr(err, "details", None)) else None
     if not isinstance(code, grpc.StatusCode):
         code = grpc.StatusCode.UNKNOWN
-    return error_for(code, str(details or ""))
+    return error_for(code, str(details or ""), _pushback_ms(err))
+
+
+def _pushback_ms(err: Any) -> int:
+    trailer = getattr(err, "trailing_metadata", None)
+    pairs = trailer() if callable(trailer) else None
+    for key, value in pairs or ():
+        if key == RETRY_PUSHBACK_KEY:
+            try:
+                return max(0, int(value))
+            except (TypeError, ValueError):
+                return 0  # a malformed hint is no hint, not a failure of its own
+    return 0
