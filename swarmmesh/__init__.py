@@ -26,6 +26,7 @@ types_profile: the profile's types: where a mesh's time goes, and what to do
 errors: the exceptions calls raise, one per gRPC status
 _connection: the client's connection to one coordinator: channel, stubs, session, tracer
 _session: the client's end of ``TaskService.Session``: submits and watches on one stream
+_retry: riding out a coordinator outage: what is retried, the backoff, the keys that make resends safe
 _client_args: what both clients share before a call: channel options and argument checks
 _convert: the client's wire boundary: protobuf messages to and from the domain types
 _tracing: the client's part of a task's trace, one ``swarmmesh.submit`` span per task

@@ -20,6 +20,12 @@ def channel_options(address: str) -> list[tuple[str, Any]]:
         ("grpc.keepalive_time_ms", 20_000),
         ("grpc.keepalive_timeout_ms", 10_000),
         ("grpc.http2.max_pings_without_data", 0),
+        # gRPC's own reconnect backoff grows to 120 s: a restarted coordinator
+        # would go unnoticed long after it is back, while the client's retries
+        # fail fast. Keep it within the client's retry pauses (swarmmesh._retry).
+        ("grpc.initial_reconnect_backoff_ms", 100),
+        ("grpc.min_reconnect_backoff_ms", 100),
+        ("grpc.max_reconnect_backoff_ms", 2_000),
     ]
     if address.startswith(_LOOPBACK_PREFIXES):
         # An http_proxy in the environment must not capture loopback traffic.

@@ -5,7 +5,8 @@ opens the gRPC channel lazily, on first use inside the running event loop (or
 calls through the channel its caller gave it, which it leaves open),
 together with the service stubs and (when tracing is on) the submit tracer;
 keeps the :class:`~swarmmesh._session.Session` stream that submits and waits
-share, opening a new one after it breaks; makes unary calls under the client's
+share, opening a new one after it breaks; knows whether a failure is one to
+retry (:mod:`swarmmesh._retry`); makes unary calls under the client's
 deadline, raising :mod:`swarmmesh.errors` instead of ``grpc.RpcError``; and
 closes all of it.
 """
@@ -19,10 +20,11 @@ from typing import Any, Self
 import grpc
 
 from swarmmesh._client_args import channel_options
+from swarmmesh._retry import DEFAULT_RECONNECT_TIMEOUT_S, Backoff, KeyMaker, Retrying, retryable
 from swarmmesh._session import Session
 from swarmmesh._tracing import SubmitTracing
 from swarmmesh._version import __version__
-from swarmmesh.errors import from_rpc_error
+from swarmmesh.errors import SwarmMeshError, from_rpc_error
 from swarmmesh.telemetry import Tracer, TracingConfig
 from swarmmesh.v1 import profile_pb2_grpc, tasks_pb2_grpc
 
@@ -37,9 +39,15 @@ class Connection:
     def __init__(
         self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0,
         tracing: bool | Tracer | None = None, channel: grpc.aio.Channel | None = None,
+        reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT_S,
     ) -> None:
         self._address = address
         self._timeout = timeout
+        self._backoff = Backoff(window_s=reconnect_timeout)
+        self._keys = KeyMaker()
+        # Whether the coordinator ever answered this client: before that, UNAVAILABLE
+        # means a wrong address or a coordinator not started, and is not retried.
+        self._reached = False
         self._tracing_option = tracing
         self._tracing: SubmitTracing | None = None
         # The caller's channel is theirs to close; only one opened here is closed by close().
@@ -100,8 +108,25 @@ class Connection:
     def _open_session(self) -> Session:
         stub = self._ensure_stub()
         if self._session is None or self._session.broken:
+            if self._session is not None:
+                self._reached |= self._session.answered
             self._session = Session(stub)
         return self._session
+
+    def _retrying(self) -> Retrying:
+        return Retrying(self._backoff)
+
+    async def _pause_or_raise(self, exc: SwarmMeshError, session: Session, retry: Retrying) -> None:
+        """After `exc` from an operation on `session`: wait before the next attempt if it is
+        an outage to ride out and there is time left; otherwise raise it."""
+        if session.answered:
+            self._reached = True
+            retry.heard_from(session)
+        if not (self._reached and not self._closed and retryable(exc)):
+            raise exc
+        await retry.pause(exc)
+        if self._closed:
+            raise exc
 
     def _make_tracer(self) -> Tracer | None:
         option = self._tracing_option
@@ -117,6 +142,8 @@ class Connection:
         self._ensure_stub()
         rpc = getattr(self._profile_stub if service == "profile" else self._stub, method)
         try:
-            return await rpc(request, timeout=self._timeout, metadata=metadata)
+            response = await rpc(request, timeout=self._timeout, metadata=metadata)
         except grpc.RpcError as exc:
             raise from_rpc_error(exc) from exc
+        self._reached = True
+        return response

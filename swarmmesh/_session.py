@@ -9,7 +9,8 @@ every watch of it.
 
 When the stream breaks, everything waiting on it fails with the error, and
 the client opens a new session on next use. Whether a submit whose ack never
-came was accepted is unknown, exactly as for a unary call that fails in flight.
+came was accepted is unknown here; the client resends it under the same
+idempotency keys (see :mod:`swarmmesh._retry`), so that it is recorded once.
 """
 
 from __future__ import annotations
@@ -42,12 +43,12 @@ _FRAME_BYTES = 4 * 1024 * 1024
 
 
 def ack_error(ack: tasks_pb2.SessionAck) -> SwarmMeshError:
-    return error_for(_STATUS.get(ack.code, grpc.StatusCode.UNKNOWN), ack.message)
+    return error_for(_STATUS.get(ack.code, grpc.StatusCode.UNKNOWN), ack.message, ack.retry_after_ms)
 
 
 def _copy(error: SwarmMeshError) -> SwarmMeshError:
     """One exception per caller: callers add notes and accepted ids to what they catch."""
-    return error_for(error.code, error.details)
+    return error_for(error.code, error.details, error.retry_after_ms)
 
 
 class Watch:
@@ -110,6 +111,9 @@ class Session:
         self._routes: dict[str, list[Watch]] = {}
         self._wake = asyncio.Event()
         self.error: SwarmMeshError | None = None
+        # The coordinator sent something on this stream: it was reached, so an
+        # outage after this is one to ride out rather than a wrong address.
+        self.answered = False
         self._writer = asyncio.create_task(self._write_loop(), name="swarmmesh-session-writer")
         self._reader = asyncio.create_task(self._read_loop(), name="swarmmesh-session-reader")
 
@@ -218,6 +222,7 @@ class Session:
         error: SwarmMeshError = Unavailable("the coordinator ended the session")
         try:
             async for response in self._call:
+                self.answered = True
                 for ack in response.acks:
                     self._on_ack(ack)
                 if response.finished:

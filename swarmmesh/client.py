@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncGenerator, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 import grpc
 
@@ -46,7 +47,7 @@ from swarmmesh.types import (
     TaskSpec,
     TaskState,
 )
-from swarmmesh.v1 import tasks_pb2
+from swarmmesh.v1 import tasks_pb2, types_pb2
 
 __all__ = ["DEFAULT_ADDRESS", "MAX_SUBMIT_BATCH", "MAX_WATCH_IDS", "AsyncClient"]
 
@@ -75,6 +76,15 @@ class AsyncClient(Connection):
             names it): for your own credentials, interceptors or options, or
             a fake from :mod:`swarmmesh.testing`. It must belong to the event
             loop the client runs on; the client does not close it.
+        reconnect_timeout: seconds the client keeps trying to get back to a
+            coordinator that stopped answering (a restart, a dropped link)
+            before it raises :class:`~swarmmesh.errors.Unavailable`; 0 = never
+            retry. Submissions are sent again under the same idempotency keys
+            (one is made for each task submitted without one), and waits watch
+            their unfinished tasks again on a new stream, with jittered
+            exponential backoff or after the coordinator's retry hint. A
+            coordinator that never answered (wrong address, not started) fails
+            at once. See docs/restarts.md.
 
     The channel is opened lazily on first use inside the running event loop
     and is bound to that loop; use ``async with`` or call :meth:`close`.
@@ -164,14 +174,14 @@ class AsyncClient(Connection):
         self, specs: Sequence[TaskSpec], parents: Sequence[TraceParent | None]
     ) -> list[SubmittedTask]:
         msgs = [_convert.task_spec_to_proto(s) for s in specs]
-        session = self._open_session()
+        made = self._keys.fill(msgs)
         tracing = self._tracing
         if tracing is None:
-            results = await session.submit(msgs, False, self._timeout)
+            results = await self._send_batch(msgs, False)
         else:
             pending, started = tracing.prepare(msgs, parents)
             try:
-                results = await session.submit(msgs, True, self._timeout)
+                results = await self._send_batch(msgs, True)
             except SwarmMeshError as exc:
                 if pending:
                     tracing.finish(pending, msgs, started, None, f"{type(exc).__name__}: {exc}")
@@ -180,7 +190,21 @@ class AsyncClient(Connection):
                 tracing.finish(pending, msgs, started, results)
         if len(results) != len(specs):
             raise Internal(f"coordinator answered {len(results)} results for {len(specs)} submitted tasks")
-        return [_convert.submitted_from_proto(t) for t in results]
+        out = [_convert.submitted_from_proto(t) for t in results]
+        # Under a key made here, a deduplicated answer is this client's own resend, not an
+        # existing task of someone else's.
+        return [replace(t, deduplicated=False) if t.deduplicated and m else t for t, m in zip(out, made, strict=True)]
+
+    async def _send_batch(self, msgs: Sequence[types_pb2.TaskSpec], decided: bool
+                          ) -> list[tasks_pb2.SubmittedTask]:
+        """One all-or-nothing batch, sent again (same keys) while the coordinator is away."""
+        retry = self._retrying()
+        while True:
+            session = self._open_session()
+            try:
+                return await session.submit(msgs, decided, self._timeout)
+            except SwarmMeshError as exc:
+                await self._pause_or_raise(exc, session, retry)
 
     # -- reading --------------------------------------------------------------
 
@@ -256,11 +280,13 @@ class AsyncClient(Connection):
         are de-duplicated; an unknown id fails the watch with NotFound.
         ``omit_payloads`` leaves payload and output bytes out of the updates.
         If the session breaks (e.g. the coordinator restarts), the tasks not
-        yet seen are watched again on a new one, as long as the broken one
-        had made progress.
+        yet seen are watched again on a new one: at once if the broken one
+        had made progress, else after a backoff pause, for as long as the
+        client's ``reconnect_timeout`` allows without an answer.
         """
         ids = task_ids_of(task_ids, "as_completed")
         remaining = dict.fromkeys(ids)
+        retry = self._retrying()
         while remaining:
             session = self._open_session()
             watch = session.watch(list(remaining), omit_payloads)
@@ -270,11 +296,32 @@ class AsyncClient(Connection):
                     del remaining[task.task_id]
                     progressed = True
                     yield task
-            except SwarmMeshError:
-                if not (session.broken and progressed) or self._closed:
-                    raise
+            except SwarmMeshError as exc:
+                if progressed and session.broken and not self._closed:
+                    retry.answered()
+                    continue  # the stream was working until now: straight back
+                await self._pause_or_raise(exc, session, retry)
             finally:
                 watch.close()
+
+    async def run(
+        self,
+        specs: Iterable[TaskSpec],
+        *,
+        batch_size: int = 1000,
+        timeout: float | None = None,  # noqa: ASYNC109
+        omit_payloads: bool = False,
+    ) -> list[TaskInfo]:
+        """Submit the tasks and wait for all of them; their final states, in input order.
+
+        :meth:`submit_many` then :meth:`wait_all` (``timeout`` bounds the
+        waiting, as there): a coordinator restart in between or during either
+        is ridden out within ``reconnect_timeout``. A failed or cancelled task
+        is returned, not raised: check ``TaskInfo.ok``.
+        """
+        submitted = await self.submit_many(specs, batch_size=batch_size)
+        done = await self.wait_all([t.task_id for t in submitted], timeout=timeout, omit_payloads=omit_payloads)
+        return [done[t.task_id] for t in submitted]
 
     async def follow(
         self, tenant: str, *, all_updates: bool = False, omit_payloads: bool = False

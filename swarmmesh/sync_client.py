@@ -14,6 +14,7 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from swarmmesh._client_args import dependency_names, task_ids_of
+from swarmmesh._retry import DEFAULT_RECONNECT_TIMEOUT_S
 from swarmmesh.client import DEFAULT_ADDRESS, AsyncClient
 from swarmmesh.telemetry import Tracer
 from swarmmesh.types import (
@@ -50,7 +51,7 @@ class Client:
     event loop is already running (notebooks, async frameworks' sync hooks).
     Use it as a context manager or call :meth:`close`.
 
-    ``address``, ``timeout`` and ``tracing`` are :class:`AsyncClient`'s.
+    ``address``, ``timeout``, ``tracing`` and ``reconnect_timeout`` are :class:`AsyncClient`'s.
     ``channel_factory`` stands for its ``channel``: a grpc.aio channel belongs
     to the event loop it is made on, so the client calls the factory once, on
     its own loop, while it is constructed, and closes that channel in
@@ -62,6 +63,7 @@ class Client:
         self, address: str = DEFAULT_ADDRESS, *, timeout: float | None = 30.0,
         tracing: bool | Tracer | None = None,
         channel_factory: Callable[[], grpc.aio.Channel] | None = None,
+        reconnect_timeout: float = DEFAULT_RECONNECT_TIMEOUT_S,
     ) -> None:
         self._loop = asyncio.new_event_loop()
         self._lock = threading.Lock()
@@ -75,7 +77,8 @@ class Client:
             except BaseException:
                 self._stop_loop()
                 raise
-        self._async = AsyncClient(address, timeout=timeout, tracing=tracing, channel=self._channel)
+        self._async = AsyncClient(address, timeout=timeout, tracing=tracing, channel=self._channel,
+                                  reconnect_timeout=reconnect_timeout)
 
     @property
     def address(self) -> str:
@@ -193,6 +196,13 @@ class Client:
     ) -> dict[str, TaskInfo]:
         ids = task_ids_of(task_ids, "wait_all")
         return self._run(self._async.wait_all(ids, timeout=timeout, omit_payloads=omit_payloads))
+
+    def run(
+        self, specs: Iterable[TaskSpec], *, batch_size: int = 1000, timeout: float | None = None,
+        omit_payloads: bool = False,
+    ) -> list[TaskInfo]:
+        return self._run(self._async.run(list(specs), batch_size=batch_size, timeout=timeout,
+                                         omit_payloads=omit_payloads))
 
     def as_completed(
         self, task_ids: Iterable[str], *, omit_payloads: bool = False

@@ -314,6 +314,7 @@ class FakeCoordinator:
         self.session_script: list[SessionScript] = []
         self.writes: list[tasks_pb2.SessionRequest] = []  # on every session
         self.accepted: dict[str, Any] = {}  # task id -> TaskSpec
+        self.keys: dict[tuple[str, str], str] = {}  # (tenant, idempotency key) -> task id
         self.unknown: set[str] = set()
         self.states: dict[str, Any] = {}
         self.listed: list[Any] = []
@@ -338,7 +339,8 @@ class FakeCoordinator:
         return call
 
     def accept(self, sub: tasks_pb2.SessionSubmit) -> tasks_pb2.SessionAck:
-        """One all-or-nothing batch, validated like SubmitTasks."""
+        """One all-or-nothing batch, validated like SubmitTasks; a known idempotency key (per
+        tenant) answers its task, deduplicated."""
         if not 1 <= len(sub.tasks) <= 10_000:
             return tasks_pb2.SessionAck(id=sub.id, code=3, message=f"tasks: {len(sub.tasks)} tasks, 1..10000")
         for i, spec in enumerate(sub.tasks):
@@ -346,9 +348,17 @@ class FakeCoordinator:
                 return tasks_pb2.SessionAck(id=sub.id, code=3, message=f"tasks[{i}].kind: is required")
         out = []
         for spec in sub.tasks:
+            key = (spec.tenant, spec.idempotency_key)
+            known = self.keys.get(key) if spec.idempotency_key else None
+            if known is not None:
+                out.append(tasks_pb2.SubmittedTask(task_id=known, deduplicated=True,
+                                                   state=types_pb2.TASK_STATE_PENDING))
+                continue
             self.counter += 1
             task_id = f"t{self.counter}"
             self.accepted[task_id] = spec
+            if spec.idempotency_key:
+                self.keys[key] = task_id
             out.append(tasks_pb2.SubmittedTask(task_id=task_id, state=types_pb2.TASK_STATE_PENDING))
         return tasks_pb2.SessionAck(id=sub.id, tasks=out)
 

@@ -17,10 +17,10 @@ from swarmmesh.v1 import tasks_pb2
 from tests.support import eventually
 
 
-async def test_a_broken_stream_fails_pending_submits_and_the_next_submit_reopens() -> None:
+async def test_with_retries_off_a_broken_stream_fails_pending_submits_and_the_next_submit_reopens() -> None:
     fake = FakeCoordinator()
     fake.session_script = [SessionScript(ack_submits=False, hold={"w"})]
-    c = AsyncClient(channel=fake.channel())
+    c = AsyncClient(channel=fake.channel(), reconnect_timeout=0)
     pending = asyncio.create_task(c.submit("k"))
     waiting = asyncio.create_task(c.wait("w"))
     await eventually(lambda: bool(fake.sessions) and len(fake.sessions[0].held_submits) == 1
@@ -106,7 +106,7 @@ async def test_close_cancels_the_session_and_fails_what_waits_on_it() -> None:
 
 async def test_concurrent_submit_many_each_get_their_own_error() -> None:
     fake = FakeCoordinator()
-    c = AsyncClient(channel=fake.channel())
+    c = AsyncClient(channel=fake.channel(), reconnect_timeout=0)  # the break is the error to get
     a = asyncio.create_task(c.submit_many([TaskSpec("k", "a0"), TaskSpec("k", "a1")], batch_size=1))
     b = asyncio.create_task(c.submit_many([TaskSpec("k", "b0"), TaskSpec("k", "b1")], batch_size=1))
     accept = fake.accept

@@ -1,5 +1,6 @@
 """AsyncClient's waits (as_completed, wait, wait_all) as watches on the session stream:
-routing, de-duplication, rewatching after a break, limits and giving up."""
+routing, de-duplication, rewatching after a break, limits and giving up (riding out a
+longer outage is test_client_reconnect's)."""
 
 from __future__ import annotations
 
@@ -78,10 +79,10 @@ async def test_as_completed_rewatches_across_several_breaks() -> None:
     ]
 
 
-async def test_as_completed_gives_up_when_the_next_session_makes_no_progress() -> None:
+async def test_with_retries_off_as_completed_gives_up_when_the_next_session_makes_no_progress() -> None:
     fake = FakeCoordinator()
     fake.session_script = [SessionScript(break_after=1), SessionScript(break_after=0, error=None)]
-    c = AsyncClient(channel=fake.channel())
+    c = AsyncClient(channel=fake.channel(), reconnect_timeout=0)
     got = []
     with pytest.raises(errors.Unavailable, match="ended the session"):
         async for t in c.as_completed(["a", "b"]):
