@@ -55,7 +55,7 @@ def test_coordinator_flags_and_environment_reach_the_profiler() -> None:
     defaults = CoordinatorConfig().profiler()
     assert defaults.window_s == 60 and defaults.leak_window_s == 300
     assert (defaults.warmup_max_tasks, defaults.popularity_half_life_s) == (32, 600.0)
-    assert flags.from_text({"listen": "127.0.0.1:0"}).profiler().history_path == ""  # no fixed port: in memory
+    assert flags.from_text({"listen": "127.0.0.1:0", "unsafe_no_journal": "1"}).profiler().history_path == ""  # no fixed port: in memory
     for name, bad in (("profile_window_s", "7200"), ("slow_agent_factor", "0.5"), ("profile_min_samples", "-1")):
         with pytest.raises(ValueError, match=name):
             flags.from_text({name: bad})
