@@ -73,5 +73,6 @@ def test_the_exit_status_says_whether_anything_was_found(
     assert checker.main(["--root", str(clean), "missing"]) == 2
 
 
-def test_the_sidecar_has_no_circles_and_no_private_imports() -> None:
+def test_the_sidecar_and_the_coordinator_have_no_circles_and_no_private_imports() -> None:
     assert checker.problems(ROOT, ["agent_sidecar"]) == []
+    assert checker.problems(ROOT, ["coordinator"]) == []
