@@ -28,6 +28,7 @@ from coordinator.service.cache_sync import CacheSync
 from coordinator.service.effects import AgentSessions
 from coordinator.service.mesh_service import MeshService, add_mesh_service
 from coordinator.service.profile_service import ProfileService
+from coordinator.service.shutdown import RESTARTING, Shutdown, drained
 from coordinator.service.task_service import TaskService
 from coordinator.service.ticker import Ticker
 from coordinator.service.watch import WatchHub
@@ -87,6 +88,7 @@ class Coordinator:
         self.state = ServiceState.NEW
         self.address = ""
         self.started_at = time.time()
+        self.shutdown = Shutdown()
         self._server: grpc.aio.Server | None = None
         self._health = health_aio.HealthServicer()
         self._stopped = asyncio.Event()
@@ -118,8 +120,9 @@ class Coordinator:
         ])
         tasks_pb2_grpc.add_TaskServiceServicer_to_server(
             TaskService(self.core, self.agents, self.hub, self.cache_sync, self.started_at, self.journal,
-                        recovered=(self.recovered_tasks, self.recovery_s)), server)
-        add_mesh_service(MeshService(self.core, self.agents, self.cache_sync, cfg.heartbeat_interval_s), server)
+                        recovered=(self.recovered_tasks, self.recovery_s), shutdown=self.shutdown), server)
+        add_mesh_service(MeshService(self.core, self.agents, self.cache_sync, cfg.heartbeat_interval_s,
+                                     self.shutdown), server)
         profile_pb2_grpc.add_ProfileServiceServicer_to_server(ProfileService(self.profiler), server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
         reflection.enable_server_reflection(
@@ -154,10 +157,7 @@ class Coordinator:
             return
         self.state = ServiceState.STOPPING
         grace = self.config.server.shutdown_grace_s if grace is None else grace
-        await self._health.enter_graceful_shutdown()
-        await self.ticker.stop()
-        if self._server is not None:
-            await self._server.stop(grace)
+        await self._stop_serving(grace)
         self.profiler.close()  # writes the history row in progress
         # Spans of the last tasks; the flush is bounded and off the event loop.
         await asyncio.to_thread(self.tracer.stop, 2.0)
@@ -168,6 +168,27 @@ class Coordinator:
         self.state = ServiceState.STOPPED
         self._stopped.set()
         log.info("coordinator stopped")
+
+    async def _stop_serving(self, grace: float) -> None:
+        """Refuse new work, let what is in flight finish within `grace` seconds, end the streams
+        so that sidecars and clients reconnect, and stop the server (the order is shutdown.py's)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        self.shutdown.begin()
+        self.agents.hold()
+        await self._health.enter_graceful_shutdown()
+        await self.ticker.stop()
+        # The agents' tasks get most of the grace; the rest is for the last acks and replies.
+        if not await drained(self.core, deadline - min(1.0, grace / 5) - loop.time()):
+            busy = sum(len(a.in_flight) for a in self.core.registry.records())
+            log.info("shutdown: %d tasks still running after the %.1f s grace are left to the agents "
+                     "and the next run", busy, grace)
+        self.agents.leave(grpc.StatusCode.UNAVAILABLE, RESTARTING)
+        self.shutdown.end_streams()
+        await self.shutdown.streams_ended(deadline - loop.time())
+        if self._server is not None:
+            # Unary calls in flight finish; what the grace did not let finish is cancelled.
+            await self._server.stop(max(0.0, deadline - loop.time()))
 
     async def _recover(self) -> None:
         """Open the journal, rebuild the core from it, and have it record every change from now on."""

@@ -12,6 +12,7 @@ agent_session: `AgentSession`, the coordinator's end of one sidecar stream: an o
 effects: `AgentSessions`, the agents' open streams, where the core's decisions take effect
 profile_service: `ProfileService`, a thin adapter over the profiler
 durability: replies that wait for the journal's commit, so a client is told OK only for what is on disk
+shutdown: a coordinator stopping: new work refused with a retry hint, in-flight work finished, streams ended
 watch: fan-out of task state changes to WatchTasks streams
 cache_sync: the shell around the invalidation log: broadcasts, report tallies, warm-up submissions
 ticker: `Ticker`, the coordinator's clock, the one task that drives the core's sweeps

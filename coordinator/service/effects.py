@@ -27,6 +27,10 @@ class AgentSessions:
         self._core = core
         self._by_agent: dict[str, AgentSession] = {}
         self._dispatch_soon: asyncio.Handle | None = None
+        # A coordinator shutting down assigns nothing more, and leaves the leases of the
+        # streams it ends in place for its next run (see shutdown.py).
+        self._holding = False
+        self._leaving = False
 
     # -- the table ------------------------------------------------------------
 
@@ -38,6 +42,12 @@ class AgentSessions:
         """The stream is gone: its leases are revoked, and its work goes to others."""
         if self._by_agent.get(sess.agent_id) is sess:
             del self._by_agent[sess.agent_id]
+        if self._leaving:
+            agent = self._core.registry.session_of(sess.agent_id, sess.session)
+            log.info("agent %s session %d ended by the shutdown; the %d task(s) it still runs stay "
+                     "assigned to it for the next run", sess.agent_id, sess.session,
+                     len(agent.in_flight) if agent is not None else 0)
+            return
         self._core.disconnect(sess.agent_id, sess.session, time.time())
         log.info("agent %s session %d ended", sess.agent_id, sess.session)
         self.schedule_dispatch()
@@ -69,8 +79,14 @@ class AgentSessions:
             except Exception:
                 log.exception("dispatch pass failed")
 
+    def hold(self) -> None:
+        """Assign nothing from now on (the coordinator is stopping)."""
+        self._holding = True
+
     def _dispatch(self) -> None:
         self._dispatch_soon = None
+        if self._holding:
+            return
         now = time.time()
         for agent_id, recs in self._core.dispatch(now).items():
             sess = self._by_agent.get(agent_id)
@@ -98,3 +114,10 @@ class AgentSessions:
         if sess is not None and sess.session == session:
             del self._by_agent[agent_id]
             sess.close(code, message)
+
+    def leave(self, code: grpc.StatusCode, message: str) -> None:
+        """End every stream with a status, its agent's leases left as they are: the coordinator
+        is stopping, and its next run holds them for the agent's return."""
+        self._leaving = True
+        for sess in list(self._by_agent.values()):
+            self.close(sess.agent_id, sess.session, code, message)

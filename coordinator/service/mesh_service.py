@@ -26,6 +26,7 @@ from coordinator.service import convert
 from coordinator.service.agent_session import AgentSession
 from coordinator.service.cache_sync import CacheSync, invalidations_to_proto
 from coordinator.service.effects import AgentSessions
+from coordinator.service.shutdown import Shutdown
 from coordinator.service.status import STATUS
 from swarmmesh.v1 import mesh_pb2, mesh_pb2_grpc
 
@@ -51,15 +52,19 @@ def _parse(raw: bytes) -> mesh_pb2.SidecarFrame:
 
 
 class MeshService(mesh_pb2_grpc.MeshServiceServicer):
-    def __init__(self, core: MeshCore, agents: AgentSessions, cache_sync: CacheSync, heartbeat_interval_s: float
-                 ) -> None:
-        """`heartbeat_interval_s`: how often agents are told to send heartbeats."""
+    def __init__(self, core: MeshCore, agents: AgentSessions, cache_sync: CacheSync, heartbeat_interval_s: float,
+                 shutdown: Shutdown | None = None) -> None:
+        """`heartbeat_interval_s`: how often agents are told to send heartbeats. `shutdown`:
+        the coordinator's stop, during which no agent joins (None: never stopping)."""
         self._core = core
         self._agents = agents
         self._cache_sync = cache_sync
         self._heartbeat_interval_s = heartbeat_interval_s
+        self._shutdown = shutdown or Shutdown()
 
     async def Connect(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
+        if self._shutdown.closing:
+            await self._shutdown.refuse(context)
         raw = await context.read()
         if raw is grpc.aio.EOF:
             return

@@ -5,7 +5,8 @@ client that submits or waits for tasks one by one at a high rate pays for
 calls, not for work. On a session each SessionSubmit and SessionWatch is
 handled as its unary form would be (same validation, same statuses) but is
 answered by a SessionAck in the response stream. A bad item fails alone and
-the stream goes on; the stream itself only ends when the client ends it.
+the stream goes on; the stream itself only ends when the client ends it, or
+when the coordinator stops (shutdown.py).
 
 Writing follows the agents' streams: whatever queued (acks, finished tasks)
 while the previous write was in flight goes out as one message, with no
@@ -37,6 +38,7 @@ from coordinator.service import convert
 from coordinator.service.cache_sync import CacheSync
 from coordinator.service.durability import Commits, NotDurable, committed
 from coordinator.service.effects import AgentSessions
+from coordinator.service.shutdown import Shutdown
 from coordinator.service.watch import Watcher, WatchHub
 from swarmmesh.v1 import tasks_pb2, types_pb2
 
@@ -116,8 +118,10 @@ class ClientSession:
     """The coordinator's end of one session: its watchers and outbox."""
 
     def __init__(self, core: MeshCore, agents: AgentSessions, hub: WatchHub, cache_sync: CacheSync,
-                 commits: Commits | None = None) -> None:
-        """`commits`: the journal whose commits replies wait for; None = none to wait for."""
+                 commits: Commits | None = None, shutdown: Shutdown | None = None) -> None:
+        """`commits`: the journal whose commits replies wait for; None = none to wait for.
+        `shutdown`: the coordinator's stop, which refuses submissions and ends the session."""
+        self.shutdown = shutdown or Shutdown()
         self._core = core
         self._agents = agents
         self._hub = hub
@@ -137,6 +141,9 @@ class ClientSession:
 
     def handle(self, request: tasks_pb2.SessionRequest) -> None:
         for sub in request.submits:
+            if self.shutdown.closing:
+                self._acks.append(self.shutdown.refusal(sub.id))
+                continue
             try:
                 ack = tasks_pb2.SessionAck(id=sub.id)
                 accept(self._core, self._agents, self._cache_sync, sub.tasks, sub.trace_decided, ack.tasks)
@@ -245,7 +252,8 @@ class ClientSession:
 
 
 async def serve(sess: ClientSession, context: grpc.aio.ServicerContext) -> None:
-    """Run one session until the client ends it; after a half-close, until nothing is left to send."""
+    """Run one session until the client ends it; after a half-close, until nothing is left to send.
+    A coordinator that is stopping ends it with UNAVAILABLE once what it queued is written."""
     reading = True
 
     async def read() -> None:
@@ -266,7 +274,12 @@ async def serve(sess: ClientSession, context: grpc.aio.ServicerContext) -> None:
         while True:
             await sess.wake.wait()
             sess.wake.clear()
-            if reader.done() and reading:
+            ending = sess.shutdown.ending
+            if ending:
+                # Read nothing more, so that what is written next is all there is to write.
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+            elif reader.done() and reading:
                 reader.result()  # the stream broke: end the handler with its error
             try:
                 await sess.settle()
@@ -282,6 +295,8 @@ async def serve(sess: ClientSession, context: grpc.aio.ServicerContext) -> None:
                         return
                     raise
                 response = sess.take()
+            if ending:
+                await sess.shutdown.refuse(context)
             if not reading and sess.idle:
                 return
     finally:

@@ -14,6 +14,7 @@ from coordinator.service.cache_sync import CacheSync
 from coordinator.service.durability import Commits, NotDurable, committed
 from coordinator.service.effects import AgentSessions
 from coordinator.service.session import CHUNK, MAX_WATCH_IDS, ClientSession
+from coordinator.service.shutdown import Shutdown
 from coordinator.service.status import STATUS, core_errors, invalid
 from coordinator.service.watch import WatchHub
 from swarmmesh.telemetry.context import TRACE_DECIDED_HEADER
@@ -26,11 +27,13 @@ MAX_REQUEUE_DEFAULT = 1000  # dead letters a RequeueTasks with all_dead_letters 
 
 class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     def __init__(self, core: MeshCore, agents: AgentSessions, hub: WatchHub, cache_sync: CacheSync,
-                 started_at: float, commits: Commits | None = None, recovered: tuple[int, float] = (0, 0.0)
-                 ) -> None:
+                 started_at: float, commits: Commits | None = None, recovered: tuple[int, float] = (0, 0.0),
+                 shutdown: Shutdown | None = None) -> None:
         """`started_at`: when the coordinator started serving (seconds, for GetStats' uptime).
         `commits`: the journal; replies that report a change wait for its commit. `recovered`:
-        the tasks recovered from it at start, and the seconds that took."""
+        the tasks recovered from it at start, and the seconds that took. `shutdown`: the
+        coordinator's stop, which refuses submissions and new streams (None: never stopping)."""
+        self._shutdown = shutdown or Shutdown()
         self._core = core
         self._agents = agents
         self._hub = hub
@@ -49,6 +52,8 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
     @core_errors
     async def SubmitTasks(self, request: tasks_pb2.SubmitTasksRequest, context: grpc.aio.ServicerContext
                           ) -> tasks_pb2.SubmitTasksResponse:
+        if self._shutdown.closing:
+            await self._shutdown.refuse(context)
         decided = any(k == TRACE_DECIDED_HEADER for k, _ in context.invocation_metadata() or ())
         reply = tasks_pb2.SubmitTasksResponse()
         session.accept(self._core, self._agents, self._cache_sync, request.tasks, decided, reply.tasks)
@@ -57,8 +62,12 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
         return reply
 
     async def Session(self, request_iterator: object, context: grpc.aio.ServicerContext) -> None:
-        await session.serve(ClientSession(self._core, self._agents, self._hub, self._cache_sync, self._commits),
-                            context)
+        shutdown = self._shutdown
+        if shutdown.closing:
+            await shutdown.refuse(context)
+        sess = ClientSession(self._core, self._agents, self._hub, self._cache_sync, self._commits, shutdown)
+        with shutdown.stream(sess.wake):
+            await session.serve(sess, context)
 
     @core_errors
     async def GetTask(self, request: tasks_pb2.GetTaskRequest, context: grpc.aio.ServicerContext) -> types_pb2.Task:
@@ -81,6 +90,9 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
 
     async def WatchTasks(self, request: tasks_pb2.WatchTasksRequest, context: grpc.aio.ServicerContext
                          ) -> AsyncIterator[tasks_pb2.WatchTasksResponse]:
+        shutdown = self._shutdown
+        if shutdown.closing:
+            await shutdown.refuse(context)
         ids = list(dict.fromkeys(request.task_ids))
         payloads = not request.omit_payloads
         if request.follow_tenant:
@@ -101,15 +113,18 @@ class TaskService(tasks_pb2_grpc.TaskServiceServicer):
                 await context.abort(STATUS[e.code], e.message)
             watcher = self._hub.subscribe(recs, all_updates=request.all_updates, payloads=payloads)
         try:
-            while True:
-                await watcher.event.wait()
-                watcher.event.clear()
-                tasks = watcher.take()
-                await self._durable(context)  # the updates taken are committed
-                for i in range(0, len(tasks), CHUNK):
-                    yield tasks_pb2.WatchTasksResponse(tasks=tasks[i:i + CHUNK])
-                if watcher.done:
-                    return
+            with shutdown.stream(watcher.event):
+                while True:
+                    await watcher.event.wait()
+                    watcher.event.clear()
+                    tasks = watcher.take()
+                    await self._durable(context)  # the updates taken are committed
+                    for i in range(0, len(tasks), CHUNK):
+                        yield tasks_pb2.WatchTasksResponse(tasks=tasks[i:i + CHUNK])
+                    if watcher.done:
+                        return
+                    if shutdown.ending:
+                        await shutdown.refuse(context)
         finally:
             self._hub.unsubscribe(watcher)
 
