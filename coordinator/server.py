@@ -179,10 +179,7 @@ class Coordinator:
         await self._health.enter_graceful_shutdown()
         await self.ticker.stop()
         # The agents' tasks get most of the grace; the rest is for the last acks and replies.
-        if not await drained(self.core, deadline - min(1.0, grace / 5) - loop.time()):
-            busy = sum(len(a.in_flight) for a in self.core.registry.records())
-            log.info("shutdown: %d tasks still running after the %.1f s grace are left to the agents "
-                     "and the next run", busy, grace)
+        await drained(self.core, deadline - min(1.0, grace / 5) - loop.time())
         self.agents.leave(grpc.StatusCode.UNAVAILABLE, RESTARTING)
         self.shutdown.end_streams()
         await self.shutdown.streams_ended(deadline - loop.time())

@@ -43,10 +43,8 @@ class AgentSessions:
         if self._by_agent.get(sess.agent_id) is sess:
             del self._by_agent[sess.agent_id]
         if self._leaving:
-            agent = self._core.registry.session_of(sess.agent_id, sess.session)
-            log.info("agent %s session %d ended by the shutdown; the %d task(s) it still runs stay "
-                     "assigned to it for the next run", sess.agent_id, sess.session,
-                     len(agent.in_flight) if agent is not None else 0)
+            # One line for all of them is the shutdown's (leave); a fleet's worth here would bury it.
+            log.debug("agent %s session %d ended by the shutdown, its leases kept", sess.agent_id, sess.session)
             return
         self._core.disconnect(sess.agent_id, sess.session, time.time())
         log.info("agent %s session %d ended", sess.agent_id, sess.session)
@@ -119,5 +117,9 @@ class AgentSessions:
         """End every stream with a status, its agent's leases left as they are: the coordinator
         is stopping, and its next run holds them for the agent's return."""
         self._leaving = True
-        for sess in list(self._by_agent.values()):
+        streams = list(self._by_agent.values())
+        for sess in streams:
             self.close(sess.agent_id, sess.session, code, message)
+        running = sum(len(a.in_flight) for a in self._core.registry.records())
+        log.info("ending %d agent stream(s); the %d task(s) they still run stay assigned to their agents "
+                 "for the next run", len(streams), running)
