@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from swarmmesh.errors import SwarmMeshError, Unavailable
+from swarmmesh.errors import Cancelled, SwarmMeshError, Unavailable
 from swarmmesh.v1 import types_pb2
 
 __all__ = ["DEFAULT_RECONNECT_TIMEOUT_S", "Backoff", "KeyMaker", "Retrying", "retryable"]
@@ -62,7 +62,10 @@ class Backoff:
 
 
 def retryable(exc: SwarmMeshError) -> bool:
-    return isinstance(exc, Unavailable)
+    # CANCELLED reaches a caller who did not cancel only when the server ended the call
+    # (a coordinator stopping cancels what is left at the end of its grace): a lost
+    # connection, as UNAVAILABLE is. The client's own cancels never surface as errors.
+    return isinstance(exc, Unavailable | Cancelled)
 
 
 class Retrying:
