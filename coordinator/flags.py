@@ -24,6 +24,7 @@ from coordinator.core.retry import POLICY_FORM, format_retry_policies, parse_ret
 from coordinator.core.routing import parse_overrides
 from coordinator.journal.config import parse_sync
 from swarmmesh import affinity
+from swarmmesh.switch import parse_switch
 
 ENV_PREFIX = "SWARMMESH_"
 N = TypeVar("N", int, float)
@@ -43,16 +44,6 @@ def _on_off(text: str) -> bool:
     if text not in ("on", "off"):
         raise ValueError(f"{text!r} is not on or off")
     return text == "on"
-
-
-def _yes_no(text: str) -> bool:
-    """A switch's value: the flag alone, or its variable set to 1/true/yes/on (0/false/no/off/"" clear it)."""
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    raise ValueError(f"{text!r} is not 1/true/yes/on or 0/false/no/off")
 
 
 def _ratio(text: str) -> float | None:
@@ -161,7 +152,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("journal.location", flat_name="journal", metavar="PATH"),
     Setting("journal.sync", flat_name="journal_sync", parse=parse_sync, show=lambda v: repr(v.value),
             metavar="full|normal"),
-    Setting("journal.unsafe_no_journal", parse=_yes_no, switch=True),
+    Setting("journal.unsafe_no_journal", parse=parse_switch, switch=True),
 )
 BY_NAME: Mapping[str, Setting] = {s.name: s for s in SETTINGS}
 _BY_PATH: Mapping[str, Setting] = {s.path: s for s in SETTINGS}

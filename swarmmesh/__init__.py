@@ -45,6 +45,7 @@ eventloop: which asyncio event loop the processes run on (uvloop unless told oth
 grpc_engine: which of gRPC's two I/O engines the processes run on, chosen around gRPC's import
 heap: ``HeapPolicy``, when the garbage collector walks a process's long-lived heap
 affinity: keeping a process's threads on chosen CPUs
+switch: on/off settings written as text (1/true/yes/on, 0/false/no/off), for every process's flags
 """
 
 # isort: off

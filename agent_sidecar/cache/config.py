@@ -26,6 +26,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from agent_sidecar.options import FieldPicker, arg_type, default_agent_id, split_list
+from swarmmesh.switch import parse_switch
 
 # Short names accepted on the command line -> diskcache's eviction policies.
 EVICTION_POLICIES = {
@@ -145,15 +146,6 @@ def parse_kinds(text: str) -> frozenset[str]:
     return frozenset(split_list(text))
 
 
-def parse_bool(text: str) -> bool:
-    value = text.strip().lower()
-    if value in ("1", "true", "yes", "on"):
-        return True
-    if value in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {text!r}")
-
-
 # --- argparse ----------------------------------------------------------------
 
 
@@ -206,7 +198,7 @@ def from_namespace(ns: argparse.Namespace, env: Mapping[str, str]) -> CacheConfi
     """Merge the cache flags over their environment variables."""
     pick = FieldPicker(env)
     no_cache = getattr(ns, "no_cache", None)
-    pick("enabled", None if no_cache is None else not no_cache, "SWARMMESH_NO_CACHE", lambda s: not parse_bool(s))
+    pick("enabled", None if no_cache is None else not no_cache, "SWARMMESH_NO_CACHE", lambda s: not parse_switch(s))
     pick("directory", getattr(ns, "cache_dir", None), "SWARMMESH_CACHE_DIR")
     pick("size_mb", getattr(ns, "cache_size_mb", None), "SWARMMESH_CACHE_SIZE_MB", float)
     pick("eviction", getattr(ns, "cache_eviction", None), "SWARMMESH_CACHE_EVICTION")
